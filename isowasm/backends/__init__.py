@@ -1,0 +1,67 @@
+"""The backend registry: built-in implementations plus plug-ins declared
+through the `isowasm.backends` entry-point group.
+
+A backend is named by `module:Class`; it is imported only when used, and a
+backend that cannot run here raises BackendUnavailable when constructed.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module, metadata
+
+from isowasm.backends.base import Backend, BackendUnavailable, Case
+
+BUILTIN = {
+    "reference": "isowasm.backends.reference:ReferenceBackend",
+    "wasmtime": "isowasm.backends.wasmtime_backend:WasmtimeBackend",
+    "rust": "isowasm.backends.rust:RustBackend",
+    "ocaml": "isowasm.backends.ocaml:OcamlBackend",
+}
+
+
+def _entry_points() -> dict[str, str]:
+    try:
+        eps = metadata.entry_points(group="isowasm.backends")
+    except Exception:  # pragma: no cover - broken metadata must not hide builtins
+        return {}
+    return {ep.name: ep.value for ep in eps}
+
+
+def known_backends() -> dict[str, str]:
+    return {**BUILTIN, **_entry_points()}
+
+
+def get_backend(name: str) -> Backend:
+    spec = known_backends().get(name)
+    if spec is None:
+        raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(known_backends())})")
+    mod, _, cls = spec.partition(":")
+    try:
+        module = import_module(mod)
+    except ImportError as e:
+        raise BackendUnavailable(f"backend {name!r}: cannot import {mod}: {e}") from None
+    return getattr(module, cls)()
+
+
+def available_backends() -> dict[str, Backend | str]:
+    """name -> a ready backend, or the reason it is unavailable."""
+    out: dict[str, Backend | str] = {}
+    for name in known_backends():
+        try:
+            out[name] = get_backend(name)
+        except BackendUnavailable as e:
+            out[name] = str(e)
+    return out
+
+
+def required_backends() -> set[str]:
+    """Backends that must be available (ISOWASM_REQUIRE_BACKENDS, comma-separated):
+    CI sets it so a port that failed to build fails the run instead of being
+    skipped."""
+    raw = os.environ.get("ISOWASM_REQUIRE_BACKENDS", "")
+    return {b.strip() for b in raw.split(",") if b.strip()}
+
+
+__all__ = ["Backend", "BackendUnavailable", "Case", "get_backend", "available_backends",
+           "known_backends", "required_backends"]

@@ -1,0 +1,45 @@
+"""The one interface every implementation of the machine implements.
+
+A backend runs a Case (a lowered program, optionally the original .wasm, and
+an input) under a step budget and returns a spec.result.RunResult. Backends
+that produce machine traces (`traces = True`) must honour the trace modes of
+spec/MACHINE.md §5: "none", "digest" (sha256 of the canonical trace text, plus
+checkpoints where they can), "text" (the canonical trace text itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spec.program import Program
+from spec.result import RunResult
+
+
+@dataclass
+class Case:
+    name: str
+    program: Program            # the machine program; its .input is the input
+    wasm: bytes | None = None   # the original module, for ground truth
+    expect_output: bytes | None = None
+    expect_status: str | None = None
+
+    @property
+    def input(self) -> bytes:
+        return self.program.input
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot run here (not built, not installed); the message
+    says how to make it available."""
+
+
+class Backend:
+    name: str = "?"
+    traces: bool = True          # produces a machine trace
+    needs_wasm: bool = False     # runs the original module instead of the program
+
+    def run(self, case: Case, *, max_steps: int, trace: str = "none") -> RunResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release processes or handles (persistent batch modes)."""

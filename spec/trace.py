@@ -1,0 +1,139 @@
+"""The trace as text (spec/MACHINE.md §5): how each op's step is written as
+tokens, the canonical form, the SHA-256 digest and its checkpoints.
+
+The token layout of every op is derived from spec/machine.yaml (`emit`,
+`commit`, `width`), so the table and the Python implementation cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from spec import table
+from spec.program import INPUT_BASE, Program, imm_bytes, input_line
+
+TRAP_EVENT = -1  # value slot of an event that records a trap; flags = trap index
+TERMINALS = ("commit(", "out(", "halt", "trap(", "branch_taken", "call_commit", "return_commit")
+
+_B = [f"{b:02x}" for b in range(256)]
+_BF = [f"{b:02x}'" for b in range(256)]
+_TRAP_TOKENS = [f"trap({n})\n" for n in table.trap_names()]
+
+
+def value_bytes(v: int, f: int, n: int = 4) -> str:
+    """`n` value bytes, lowest first, byte i flagged when bit i of f is set."""
+    return " ".join((_BF if f >> i & 1 else _B)[(v >> 8 * i) & 255] for i in range(n))
+
+
+def commit_token(c: list[int]) -> str:
+    sd, sts, bt = c
+    return f"commit({sd:+d},sts={sts},bt={bt})"
+
+
+def out_token(b: int) -> str:
+    return f"out({chr(b)})" if 0x21 <= b <= 0x7E else f"out({b:02x})"
+
+
+def _renderer(name: str, imm: int):
+    """A function (value, flags) -> the step's canonical lines, for one
+    instruction. Built once per pc so the per-step work is minimal."""
+    if name == "input_base":
+        return lambda v, f: ""  # its tokens are the input section, written first
+    spec = _OPS[name]
+    emit = spec["emit"]
+    if emit == "value4":
+        tail = " " + commit_token(spec["commit"]) + "\n"
+        return lambda v, f: value_bytes(v, f) + tail
+    if emit == "value_n":
+        tail = " " + commit_token(spec["commit"]) + "\n"
+        w = spec["width"]
+        return lambda v, f: value_bytes(v, f, w) + tail
+    if emit == "commit":
+        line = commit_token(spec["commit"]) + "\n"
+        return lambda v, f: line
+    if emit == "branch":
+        taken = "branch_taken\n" + imm_bytes(imm) + " " + commit_token(spec["commit"]) + "\n"
+        not_taken = commit_token(spec.get("commit_not_taken") or spec["commit"]) + "\n"
+        return lambda v, f: taken if v else not_taken
+    if emit == "call":
+        line = "branch_taken\n" + imm_bytes(imm) + " call_commit\n"
+        return lambda v, f: line
+    if emit == "return":
+        return lambda v, f: "branch_taken\n" + value_bytes(v, f) + " return_commit\n"
+    if emit == "out":
+        outs = [out_token(b) + "\n" for b in range(256)]
+        return lambda v, f: outs[v & 255]
+    if emit == "halt":
+        return lambda v, f: "halt\n"
+    raise AssertionError(f"no emission rule {emit!r} for {name}")  # pragma: no cover
+
+
+_OPS = {o["name"]: o for o in table.ops()}
+
+
+def step_text(name: str, imm: int, v: int, f: int) -> str:
+    """The canonical lines of one step (trap events included)."""
+    if v == TRAP_EVENT:
+        return _TRAP_TOKENS[f]
+    return _renderer(name, imm)(v, f)
+
+
+def count_tokens(text: str) -> int:
+    # Every token is followed by exactly one separator, a space or a newline.
+    return text.count(" ") + text.count("\n")
+
+
+class TraceSink:
+    """Receives the reference executor's events, writes canonical text, and
+    keeps a running SHA-256 with checkpoints."""
+
+    def __init__(self, prog: Program, data: bytes, keep_text: bool = False):
+        self.prog = prog
+        self._render = [_renderer(n, i) for n, i in zip(prog.names, prog.imms)]
+        self._hash = hashlib.sha256()
+        self._parts: list[str] | None = [] if keep_text else None
+        self.tokens = 0
+        self.checkpoints: list[tuple[int, str]] = []
+        self._write(input_line(data))
+
+    def _write(self, text: str) -> None:
+        self._hash.update(text.encode("ascii"))
+        self.tokens += count_tokens(text)
+        if self._parts is not None:
+            self._parts.append(text)
+
+    def feed(self, events) -> None:
+        r = self._render
+        trap = _TRAP_TOKENS
+        self._write("".join([trap[f] if v == TRAP_EVENT else r[pc](v, f) for pc, v, f in events]))
+
+    def checkpoint(self, steps: int) -> None:
+        self.checkpoints.append((steps, self._hash.copy().hexdigest()))
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def text(self) -> str:
+        return "".join(self._parts or [])
+
+
+def canonical_file(prog: Program, trace_text: str) -> str:
+    """The canonical reference file: instructions, then the trace."""
+    from spec.program import format_instructions
+
+    return format_instructions(prog) + trace_text
+
+
+def split_steps(trace_text: str) -> list[list[str]]:
+    """Split canonical trace text into groups of tokens, one per line."""
+    return [line.split(" ") for line in trace_text.split("\n") if line]
+
+
+def digest_text(trace_text: str) -> str:
+    return hashlib.sha256(trace_text.encode("ascii")).hexdigest()
+
+
+__all__ = [
+    "TRAP_EVENT", "TERMINALS", "TraceSink", "step_text", "value_bytes", "commit_token",
+    "out_token", "count_tokens", "canonical_file", "split_steps", "digest_text", "INPUT_BASE",
+]
