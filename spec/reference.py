@@ -330,7 +330,7 @@ def run_reference(prog: Program, data: bytes | None = None, *, max_steps: int | 
         if sink:
             sink.feed(events)
             events.clear()
-            if m.status is None:
+            if m.status is None and m.steps % interval == 0:
                 sink.checkpoint(m.steps)
         if progress:
             progress(m.steps, m.tokens)

@@ -137,3 +137,50 @@ __all__ = [
     "TRAP_EVENT", "TERMINALS", "TraceSink", "step_text", "value_bytes", "commit_token",
     "out_token", "count_tokens", "canonical_file", "split_steps", "digest_text", "INPUT_BASE",
 ]
+
+
+def annotate_lines(prog: Program, trace_text: str) -> list[tuple[int | None, int | None]]:
+    """For each line of a canonical trace, the (step, pc) it belongs to.
+
+    The trace alone fixes control flow: a `branch_taken` line means the jump
+    was taken, and a return's value bytes are (return pc − pc − 1). So the pc
+    of every line can be recovered from the program and the trace, whichever
+    implementation wrote it. Lines past the first one that does not fit the
+    program get (None, None). The input line is step 0 when the program
+    starts with input_base, else (None, None) — it belongs to no instruction.
+    """
+    lines = trace_text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    out: list[tuple[int | None, int | None]] = []
+    n = len(prog.names)
+    has_base = n and prog.names[0] == "input_base"
+    out.append((0, 0) if has_base else (None, None))
+    step, pc = (1, 1) if has_base else (0, 0)
+    i = 1
+    while i < len(lines) and 0 <= pc < n:
+        name, imm = prog.names[pc], prog.imms[pc]
+        line = lines[i]
+        if line == "branch_taken" and i + 1 < len(lines):
+            out += [(step, pc), (step, pc)]
+            if name == "return":
+                toks = lines[i + 1].split(" ")
+                try:
+                    v = sum(int(t[:2], 16) << 8 * k for k, t in enumerate(toks[:4]))
+                except ValueError:
+                    break
+                pc = (pc + 1 + v) & 0xFFFFFFFF
+            else:
+                off = imm - (1 << 32) if imm >> 31 else imm
+                pc = pc + 1 + off
+            i += 2
+        else:
+            out.append((step, pc))
+            if line.startswith(("halt", "trap(")):
+                i += 1
+                break
+            pc += 1
+            i += 1
+        step += 1
+    out += [(None, None)] * (len(lines) - len(out))
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spec.errors import IsowasmError
 from spec.program import Program
 from spec.result import RunResult
 
@@ -28,7 +29,7 @@ class Case:
         return self.program.input
 
 
-class BackendUnavailable(Exception):
+class BackendUnavailable(IsowasmError):
     """The backend cannot run here (not built, not installed); the message
     says how to make it available."""
 

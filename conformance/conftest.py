@@ -1,0 +1,41 @@
+"""Shared fixtures: the registered backends, parametrised so every test that
+takes `machine_backend` runs on each implementation that produces traces."""
+
+from __future__ import annotations
+
+import pytest
+
+from isowasm.backends import available_backends, required_backends
+
+try:  # the Hypothesis profiles (ci / nightly) are chosen by environment
+    import conformance.hypothesis_profiles  # noqa: F401
+except ImportError:  # pragma: no cover - during bring-up only
+    pass
+
+_AVAILABLE = available_backends()
+
+
+def backend_params(traces_only: bool = True, exclude: tuple[str, ...] = ()):
+    """pytest params over every known backend: unavailable ones are skipped
+    with their reason, unless ISOWASM_REQUIRE_BACKENDS names them (CI), in
+    which case the test fails."""
+    out = []
+    required = required_backends()
+    for name, b in _AVAILABLE.items():
+        if name in exclude:
+            continue
+        if isinstance(b, str):
+            marks = () if name in required else pytest.mark.skip(reason=b)
+            out.append(pytest.param(name, id=name, marks=marks))
+            continue
+        if traces_only and not b.traces:
+            continue
+        out.append(pytest.param(name, id=name))
+    return out
+
+
+def backend(name: str):
+    b = _AVAILABLE[name]
+    if isinstance(b, str):
+        pytest.fail(f"required backend {name} is unavailable: {b}")
+    return b

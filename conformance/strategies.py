@@ -1,0 +1,905 @@
+"""Hypothesis strategies for random, valid, terminating WAT programs.
+
+A program is built as a small AST (the dataclasses below) and pretty-printed
+to folded WAT by `render`. Every choice is a Hypothesis draw whose simplest
+value is the simplest program (no statements, constants 0, the first op of
+each list), so a shrunk counterexample is a short, readable module.
+
+What a program exercises (the whole i32 subset the toolchain accepts):
+
+* arithmetic, bitwise, shift/rotate, bit-count and sign-extension ops, every
+  comparison, `eqz` and `select`, applied to runtime values: locals, mutable
+  globals, memory loads of every width and sign (with offsets), call results,
+  and the results of earlier operations;
+* division and remainder, guarded (a zero divisor, or INT_MIN / -1 for
+  `div_s`, is replaced at run time by 1) unless the program is one of the few
+  that may trap (`Module.may_trap`), where an unguarded divide, an
+  `unreachable` or an out-of-bounds access may end the run; the expected
+  status then comes from wasmtime;
+* stores of every width with offsets (addresses are masked into a small
+  region so they stay in bounds), a data segment, `memory.size` and, with a
+  declared maximum, `memory.grow`;
+* `block`, `loop`, `if`/`else` with and without results, `br`, `br_if` and
+  `br_table` out of nested blocks, to loop heads and with block results;
+* loops with bounded trip counts: each loop owns a counter local that only
+  its own header writes, so every back edge decrements it and programs
+  terminate; the product of nested trip counts (through calls too) is capped;
+* direct calls over an acyclic call graph (a function only calls functions
+  defined after it), with parameters, results and early `return`;
+* frequent output of intermediate values (`$out` of the low byte, `$out4` of
+  all four bytes) and, optionally, a final dump of locals, globals and a
+  memory checksum, so a wrong intermediate state becomes visible.
+
+Run `python -m conformance.strategies --seed 1 --count 3` to print examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+# ---------------------------------------------------------------------------
+# Op tables
+
+BINOPS = ["i32.add", "i32.sub", "i32.mul", "i32.and", "i32.or", "i32.xor",
+          "i32.shl", "i32.shr_s", "i32.shr_u", "i32.rotl", "i32.rotr"]
+CMPOPS = ["i32.eq", "i32.ne", "i32.lt_s", "i32.lt_u", "i32.gt_s", "i32.gt_u",
+          "i32.le_s", "i32.le_u", "i32.ge_s", "i32.ge_u"]
+UNOPS = ["i32.eqz", "i32.clz", "i32.ctz", "i32.popcnt", "i32.extend8_s", "i32.extend16_s"]
+DIVOPS = ["i32.div_u", "i32.rem_u", "i32.div_s", "i32.rem_s"]
+LOADS = {"i32.load": 4, "i32.load8_u": 1, "i32.load8_s": 1, "i32.load16_u": 2, "i32.load16_s": 2}
+STORES = {"i32.store": 4, "i32.store8": 1, "i32.store16": 2}
+
+INT_MIN = -0x80000000
+INTERESTING = [1, -1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000,
+               0x7FFFFFFF, INT_MIN, -2, 31, 32, 33, 0x55555555, -0x55555556, 0x12345678]
+
+ADDR_MASK = 0xFF            # dynamic addresses are masked into [0, 256)
+OFFSETS = [0, 1, 2, 3, 4, 5, 7, 8, 16, 255, 256]
+DUMP_BYTES = ADDR_MASK + 1 + max(OFFSETS) + 4   # every in-bounds store lies below this
+OOB_MASK = 0x1FFFF          # may_trap programs: may reach past a 1-page memory
+MAX_MULT = 48               # cap on the product of enclosing trip counts
+PAGE = 65536
+
+MEMORIES = [(160, None), (1, None), (1, 3)]   # (initial pages, maximum)
+
+
+def s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+# ---------------------------------------------------------------------------
+# AST: expressions (all of type i32)
+
+@dataclass(frozen=True)
+class Const:
+    value: int
+
+
+@dataclass(frozen=True)
+class LocalGet:
+    name: str
+
+
+@dataclass(frozen=True)
+class GlobalGet:
+    name: str
+
+
+@dataclass(frozen=True)
+class Unop:
+    op: str
+    a: object
+
+
+@dataclass(frozen=True)
+class Binop:
+    op: str
+    a: object
+    b: object
+
+
+@dataclass(frozen=True)
+class Div:
+    """Division or remainder. guard: temp locals (ta, tb) used to replace a
+    trapping divisor by 1 at run time; None: unguarded (may trap)."""
+    op: str
+    a: object
+    b: object
+    guard: tuple[str, str] | None
+
+
+@dataclass(frozen=True)
+class Select:
+    a: object
+    b: object
+    cond: object
+
+
+@dataclass(frozen=True)
+class Load:
+    op: str
+    addr: object
+    offset: int
+    mask: int
+
+
+@dataclass(frozen=True)
+class Tee:
+    name: str
+    a: object
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class IfExpr:
+    label: str
+    cond: object
+    then: tuple
+    then_val: object
+    els: tuple
+    else_val: object
+
+
+@dataclass(frozen=True)
+class BlockExpr:
+    label: str
+    body: tuple
+    value: object
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Nested result blocks $labels[0] (outermost) .. $labels[n]; the
+    innermost holds `br_table targets.. default (value) (index)`; leaving
+    block k+1 applies levels[k] = (op, operand) on the way out."""
+    labels: tuple
+    value: object
+    index: object
+    targets: tuple
+    default: int
+    levels: tuple
+
+
+@dataclass(frozen=True)
+class MemorySize:
+    pass
+
+
+@dataclass(frozen=True)
+class MemoryGrow:
+    delta: object
+
+
+# statements (stack-neutral)
+
+@dataclass(frozen=True)
+class SetLocal:
+    name: str
+    value: object
+
+
+@dataclass(frozen=True)
+class SetGlobal:
+    name: str
+    value: object
+
+
+@dataclass(frozen=True)
+class Store:
+    op: str
+    addr: object
+    offset: int
+    mask: int
+    value: object
+
+
+@dataclass(frozen=True)
+class Out:
+    value: object
+    all4: bool = False
+
+
+@dataclass(frozen=True)
+class Drop:
+    value: object
+
+
+@dataclass(frozen=True)
+class CallStmt:
+    func: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class If:
+    label: str
+    cond: object
+    then: tuple
+    els: tuple
+
+
+@dataclass(frozen=True)
+class Block:
+    label: str
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Loop:
+    """(local.set counter trips) (block brk (loop cont (br_if brk (eqz counter))
+    (counter -= 1) body.. (br cont)))"""
+    brk: str
+    cont: str
+    counter: str
+    trips: object
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Br:
+    label: str
+    value: object = None
+
+
+@dataclass(frozen=True)
+class BrIf:
+    label: str
+    cond: object
+    value: object = None
+
+
+@dataclass(frozen=True)
+class BrTable:
+    targets: tuple
+    default: str
+    index: object
+    value: object = None
+
+
+@dataclass(frozen=True)
+class Return:
+    value: object = None
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    pass
+
+
+@dataclass(frozen=True)
+class Func:
+    name: str
+    params: tuple            # names
+    result: bool
+    locals: tuple            # names of all non-parameter locals
+    body: tuple
+    value: object            # result expression, or None
+    weight: int = 1          # max product of trip counts reached (calls included)
+
+
+@dataclass(frozen=True)
+class Module:
+    memory: tuple            # (pages, max or None)
+    data: bytes
+    globals: tuple           # ((name, mutable, init), ...)
+    funcs: tuple             # Func, main first
+    may_trap: bool
+    dump: bool
+
+    def wat(self) -> str:
+        return render(self)
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+# ---------------------------------------------------------------------------
+# Rendering: AST -> S-expressions -> indented folded WAT
+
+class S:
+    __slots__ = ("head", "args", "multi")
+
+    def __init__(self, head: str, args=(), multi: bool = False):
+        self.head = head
+        self.args = list(args)
+        self.multi = multi
+
+
+def _flat(s: S) -> str:
+    if not s.args:
+        return f"({s.head})"
+    return "(" + s.head + " " + " ".join(_flat(a) for a in s.args) + ")"
+
+
+def _fmt(s: S, indent: int, out: list[str], width: int = 88) -> None:
+    pad = " " * indent
+    if not s.multi:
+        flat = _flat(s)
+        if indent + len(flat) <= width:
+            out.append(pad + flat)
+            return
+    if not s.args:
+        out.append(pad + f"({s.head})")
+        return
+    out.append(pad + "(" + s.head)
+    for a in s.args:
+        _fmt(a, indent + 2, out, width)
+    out[-1] += ")"
+
+
+def _const(v: int) -> S:
+    return S(f"i32.const {s32(v)}")
+
+
+def _expr(e) -> S:
+    t = type(e)
+    if t is Const:
+        return _const(e.value)
+    if t is LocalGet:
+        return S(f"local.get ${e.name}")
+    if t is GlobalGet:
+        return S(f"global.get ${e.name}")
+    if t is Unop:
+        return S(e.op, [_expr(e.a)])
+    if t is Binop:
+        return S(e.op, [_expr(e.a), _expr(e.b)])
+    if t is Div:
+        if e.guard is None:
+            return S(e.op, [_expr(e.a), _expr(e.b)])
+        ta, tb = e.guard
+        zero = S("i32.eqz", [S(f"local.get ${tb}")])
+        if e.op == "i32.div_s":
+            ovf = S("i32.and", [S("i32.eq", [S(f"local.get ${ta}"), _const(INT_MIN)]),
+                                S("i32.eq", [S(f"local.get ${tb}"), _const(-1)])])
+            cond = S("i32.or", [zero, ovf])
+            a = S(f"local.tee ${ta}", [_expr(e.a)])
+        else:
+            cond = zero
+            a = _expr(e.a)
+        b = S("select", [_const(1), S(f"local.tee ${tb}", [_expr(e.b)]), cond])
+        return S(e.op, [a, b])
+    if t is Select:
+        return S("select", [_expr(e.a), _expr(e.b), _expr(e.cond)])
+    if t is Load:
+        return S(_memop(e.op, e.offset), [_addr(e.addr, e.mask)])
+    if t is Tee:
+        return S(f"local.tee ${e.name}", [_expr(e.a)])
+    if t is Call:
+        return S(f"call ${e.func}", [_expr(a) for a in e.args])
+    if t is IfExpr:
+        then = S("then", _stmts(e.then) + [_expr(e.then_val)], multi=bool(e.then))
+        els = S("else", _stmts(e.els) + [_expr(e.else_val)], multi=bool(e.els))
+        return S(f"if ${e.label} (result i32)", [_expr(e.cond), then, els], multi=True)
+    if t is BlockExpr:
+        return S(f"block ${e.label} (result i32)", _stmts(e.body) + [_expr(e.value)], multi=True)
+    if t is Switch:
+        n = len(e.labels) - 1
+        labels = " ".join("$" + e.labels[i] for i in e.targets)
+        inner = S(f"br_table {labels} ${e.labels[e.default]}", [_expr(e.value), _expr(e.index)])
+        node = S(f"block ${e.labels[n]} (result i32)", [inner], multi=True)
+        for k in range(n - 1, -1, -1):
+            op, operand = e.levels[k]
+            node = S(f"block ${e.labels[k]} (result i32)", [S(op, [node, _expr(operand)])], multi=True)
+        return node
+    if t is MemorySize:
+        return S("memory.size")
+    if t is MemoryGrow:
+        return S("memory.grow", [_expr(e.delta)])
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def _memop(op: str, offset: int) -> str:
+    return f"{op} offset={offset}" if offset else op
+
+
+def _addr(a, mask: int) -> S:
+    if type(a) is Const:
+        return _const(a.value & mask)
+    return S("i32.and", [_expr(a), _const(mask)])
+
+
+def _stmts(body) -> list[S]:
+    out: list[S] = []
+    for s in body:
+        out += _stmt(s)
+    return out
+
+
+def _stmt(s) -> list[S]:
+    t = type(s)
+    if t is SetLocal:
+        return [S(f"local.set ${s.name}", [_expr(s.value)])]
+    if t is SetGlobal:
+        return [S(f"global.set ${s.name}", [_expr(s.value)])]
+    if t is Store:
+        return [S(_memop(s.op, s.offset), [_addr(s.addr, s.mask), _expr(s.value)])]
+    if t is Out:
+        return [S("call $out4" if s.all4 else "call $out", [_expr(s.value)])]
+    if t is Drop:
+        return [S("drop", [_expr(s.value)])]
+    if t is CallStmt:
+        return [S(f"call ${s.func}", [_expr(a) for a in s.args])]
+    if t is If:
+        args = [_expr(s.cond), S("then", _stmts(s.then), multi=bool(s.then))]
+        if s.els:
+            args.append(S("else", _stmts(s.els), multi=True))
+        return [S(f"if ${s.label}", args, multi=True)]
+    if t is Block:
+        return [S(f"block ${s.label}", _stmts(s.body), multi=True)]
+    if t is Loop:
+        c = s.counter
+        head = [S(f"br_if ${s.brk}", [S("i32.eqz", [S(f"local.get ${c}")])]),
+                S(f"local.set ${c}", [S("i32.sub", [S(f"local.get ${c}"), _const(1)])])]
+        loop = S(f"loop ${s.cont}", head + _stmts(s.body) + [S(f"br ${s.cont}")], multi=True)
+        return [S(f"local.set ${c}", [_expr(s.trips)]), S(f"block ${s.brk}", [loop], multi=True)]
+    if t is Br:
+        return [S(f"br ${s.label}", [] if s.value is None else [_expr(s.value)])]
+    if t is BrIf:
+        if s.value is None:
+            return [S(f"br_if ${s.label}", [_expr(s.cond)])]
+        return [S("drop", [S(f"br_if ${s.label}", [_expr(s.value), _expr(s.cond)])])]
+    if t is BrTable:
+        labels = " ".join("$" + x for x in s.targets + (s.default,))
+        args = ([] if s.value is None else [_expr(s.value)]) + [_expr(s.index)]
+        return [S(f"br_table {labels}", args)]
+    if t is Return:
+        return [S("return", [] if s.value is None else [_expr(s.value)])]
+    if t is Unreachable:
+        return [S("unreachable")]
+    raise TypeError(f"not a statement: {s!r}")
+
+
+OUT4 = """\
+  (func $out4 (param $v i32)
+    (call $out (local.get $v))
+    (call $out (i32.shr_u (local.get $v) (i32.const 8)))
+    (call $out (i32.shr_u (local.get $v) (i32.const 16)))
+    (call $out (i32.shr_u (local.get $v) (i32.const 24))))"""
+
+
+def _dump(m: Module, main: Func) -> list[S]:
+    """Output every main local, every global and a checksum of the store region."""
+    out = [S("call $out4", [S(f"local.get ${n}")]) for n in main.params + main.locals
+           if not n.startswith("d_")]
+    out += [S("call $out4", [S(f"global.get ${g[0]}")]) for g in m.globals]
+    i, h = "d_i", "d_h"
+    body = [
+        S("br_if $d_end", [S("i32.ge_u", [S(f"local.get ${i}"), _const(DUMP_BYTES)])]),
+        S(f"local.set ${h}", [S("i32.xor", [S("i32.rotl", [S(f"local.get ${h}"), _const(5)]),
+                                            S("i32.load", [S(f"local.get ${i}")])])]),
+        S(f"local.set ${i}", [S("i32.add", [S(f"local.get ${i}"), _const(4)])]),
+        S("br $d_loop"),
+    ]
+    out.append(S(f"local.set ${i}", [_const(0)]))
+    out.append(S("block $d_end", [S("loop $d_loop", body, multi=True)], multi=True))
+    out.append(S("call $out4", [S(f"local.get ${h}")]))
+    return out
+
+
+def _func(m: Module, f: Func, main: bool) -> list[str]:
+    sig = f"func ${f.name}"
+    if main:
+        sig += ' (export "compute")'
+    sig += "".join(f" (param ${p} i32)" for p in f.params)
+    if f.result:
+        sig += " (result i32)"
+    locals_ = list(f.locals)
+    if main and m.dump:
+        locals_ += ["d_i", "d_h"]
+    args = [S(f"local ${n} i32") for n in locals_]
+    args += _stmts(f.body)
+    if main and m.dump:
+        args += _dump(m, f)
+    if f.value is not None:
+        args.append(_expr(f.value))
+    lines: list[str] = []
+    _fmt(S(sig, args, multi=True), 2, lines)
+    return lines
+
+
+def render(m: Module) -> str:
+    """The module as indented, folded WAT text."""
+    lines = ["(module", '  (import "env" "output_byte" (func $out (param i32)))']
+    pages, mx = m.memory
+    lines.append(f"  (memory {pages}" + (f" {mx})" if mx is not None else ")"))
+    for name, mutable, init in m.globals:
+        ty = "(mut i32)" if mutable else "i32"
+        lines.append(f"  (global ${name} {ty} (i32.const {s32(init)}))")
+    if m.data:
+        esc = "".join(f"\\{b:02x}" for b in m.data)
+        lines.append(f'  (data (i32.const 0) "{esc}")')
+    lines.append(OUT4)
+    for i, f in enumerate(m.funcs):
+        lines += _func(m, f, main=(i == 0))
+    lines[-1] += ")"
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Generation
+
+@dataclass
+class FuncSig:
+    name: str
+    nparams: int
+    result: bool
+    weight: int
+
+
+@dataclass
+class Ctx:
+    """Generation state for one function body."""
+    may_trap: bool
+    memory: tuple
+    globals: list                  # (name, mutable)
+    callees: list                  # FuncSig, all callable from here
+    is_main: bool
+    result: bool                   # the function returns a value
+    params: list
+    locals: list = field(default_factory=list)       # assignable
+    hidden: list = field(default_factory=list)       # counters and temps (not assignable)
+    labels: list = field(default_factory=list)       # (name, kind) kind: void | loop | i32
+    budget: int = 60               # expression/statement nodes left
+    mult: int = 1                  # product of enclosing trip counts
+    weight: int = 1                # max mult reached, calls included
+    serial: int = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial}"
+
+    def hidden_local(self, prefix: str) -> str:
+        n = self.fresh(prefix)
+        self.hidden.append(n)
+        return n
+
+    def readable(self) -> list[str]:
+        return self.params + self.locals + self.hidden
+
+    def writable(self) -> list[str]:
+        return self.params + self.locals
+
+    def reach(self, w: int) -> None:
+        self.weight = max(self.weight, w)
+
+
+CONSTS = st.one_of(st.integers(0, 16), st.sampled_from(INTERESTING),
+                   st.integers(-0x80000000, 0x7FFFFFFF))
+
+
+def _pick(draw, seq):
+    return seq[draw(st.integers(0, len(seq) - 1))]
+
+
+def _weighted(draw, pairs):
+    """pairs: [(kind, weight)] with the simplest kind first."""
+    seq = [k for k, w in pairs for _ in range(w)]
+    return _pick(draw, seq)
+
+
+def _gen_expr(draw, ctx: Ctx, depth: int):
+    ctx.budget -= 1
+    leaf = depth <= 0 or ctx.budget <= 0
+    kinds = [("const", 3), ("local", 4)]
+    if ctx.globals:
+        kinds.append(("global", 2))
+    kinds.append(("load", 2))
+    if not leaf:
+        kinds += [("binop", 8), ("cmp", 3), ("unop", 3), ("div", 2), ("select", 1)]
+        if ctx.writable():
+            kinds.append(("tee", 1))
+        if any(c.result and c.weight * ctx.mult <= MAX_MULT for c in ctx.callees):
+            kinds.append(("call", 2))
+        kinds += [("if", 1), ("block", 1), ("switch", 1), ("memsize", 1)]
+        if ctx.memory[1] is not None:
+            kinds.append(("memgrow", 1))
+    k = _weighted(draw, kinds)
+    d = depth - 1
+    if k == "const":
+        return Const(draw(CONSTS))
+    if k == "local":
+        names = ctx.readable()
+        if not names:
+            return Const(draw(CONSTS))
+        return LocalGet(_pick(draw, names))
+    if k == "global":
+        return GlobalGet(_pick(draw, ctx.globals)[0])
+    if k == "load":
+        op = _pick(draw, list(LOADS))
+        addr, off, mask = _gen_addr(draw, ctx, d)
+        return Load(op, addr, off, mask)
+    if k == "binop":
+        op = _pick(draw, BINOPS)
+        return Binop(op, _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+    if k == "cmp":
+        op = _pick(draw, CMPOPS)
+        return Binop(op, _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+    if k == "unop":
+        return Unop(_pick(draw, UNOPS), _gen_expr(draw, ctx, d))
+    if k == "div":
+        op = _pick(draw, DIVOPS)
+        a = _gen_expr(draw, ctx, d)
+        b = _gen_expr(draw, ctx, d)
+        guarded = True
+        if ctx.may_trap:
+            guarded = not draw(st.booleans())
+        guard = None
+        if guarded:
+            ta = ctx.hidden_local("ta") if op == "i32.div_s" else ""
+            guard = (ta, ctx.hidden_local("tb"))
+        return Div(op, a, b, guard)
+    if k == "select":
+        return Select(_gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+    if k == "tee":
+        return Tee(_pick(draw, ctx.writable()), _gen_expr(draw, ctx, d))
+    if k == "call":
+        c = _pick(draw, [c for c in ctx.callees if c.result and c.weight * ctx.mult <= MAX_MULT])
+        ctx.reach(c.weight * ctx.mult)
+        return Call(c.name, tuple(_gen_expr(draw, ctx, d) for _ in range(c.nparams)))
+    if k == "if":
+        label = ctx.fresh("if")
+        cond = _gen_expr(draw, ctx, d)
+        ctx.labels.append((label, "i32"))
+        then = _gen_block(draw, ctx, d, max_len=2)
+        tv = _gen_expr(draw, ctx, d)
+        els = _gen_block(draw, ctx, d, max_len=2)
+        ev = _gen_expr(draw, ctx, d)
+        ctx.labels.pop()
+        return IfExpr(label, cond, then, tv, els, ev)
+    if k == "block":
+        label = ctx.fresh("b")
+        ctx.labels.append((label, "i32"))
+        body = _gen_block(draw, ctx, d, max_len=3, prefer_label=label)
+        v = _gen_expr(draw, ctx, d)
+        ctx.labels.pop()
+        return BlockExpr(label, body, v)
+    if k == "switch":
+        n = draw(st.integers(1, 3))
+        base = ctx.fresh("s")
+        labels = tuple(f"{base}_{i}" for i in range(n + 1))
+        levels = []
+        for i in range(n):
+            ctx.labels.append((labels[i], "i32"))
+            levels.append((_pick(draw, BINOPS), _gen_expr(draw, ctx, d)))
+        ctx.labels.append((labels[n], "i32"))
+        v = _gen_expr(draw, ctx, d)
+        idx = _gen_expr(draw, ctx, d)
+        del ctx.labels[-(n + 1):]
+        targets = tuple(draw(st.lists(st.integers(0, n), min_size=0, max_size=n + 1)))
+        default = draw(st.integers(0, n))
+        return Switch(labels, v, idx, targets, default, tuple(levels))
+    if k == "memsize":
+        return MemorySize()
+    if k == "memgrow":
+        return MemoryGrow(Const(draw(st.integers(0, 2))))
+    raise AssertionError(k)
+
+
+def _gen_addr(draw, ctx: Ctx, depth: int):
+    off = _pick(draw, OFFSETS)
+    mask = ADDR_MASK
+    if ctx.may_trap and ctx.memory[0] == 1 and draw(st.integers(0, 7)) == 7:
+        mask = OOB_MASK
+    if depth > 0 and draw(st.booleans()):
+        return _gen_expr(draw, ctx, depth), off, mask
+    return Const(draw(st.integers(0, mask))), off, mask
+
+
+def _gen_block(draw, ctx: Ctx, depth: int, max_len: int, prefer_label: str | None = None) -> tuple:
+    n = draw(st.integers(0, max_len)) if ctx.budget > 0 else 0
+    out = []
+    for _ in range(n):
+        out.append(_gen_stmt(draw, ctx, depth, prefer_label))
+    return tuple(out)
+
+
+def _value_for(draw, ctx: Ctx, kind: str, depth: int):
+    return _gen_expr(draw, ctx, depth) if kind == "i32" else None
+
+
+def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
+    ctx.budget -= 1
+    d = max(depth - 1, 0)
+    edepth = min(depth, 3)
+    kinds = [("out", 4)]
+    if ctx.writable():
+        kinds.append(("set", 6))
+    kinds += [("out4", 2), ("store", 3)]
+    if any(g[1] for g in ctx.globals):
+        kinds.append(("gset", 2))
+    kinds.append(("drop", 1))
+    calls = [c for c in ctx.callees if c.weight * ctx.mult <= MAX_MULT]
+    if calls:
+        kinds.append(("call", 2))
+    if depth > 0 and ctx.budget > 0:
+        kinds += [("if", 2), ("block", 2)]
+        if ctx.mult * 2 <= MAX_MULT:
+            kinds.append(("loop", 2))
+    if ctx.labels:
+        kinds += [("br_if", 2), ("br", 1), ("br_table", 1)]
+    kinds.append(("return", 1))
+    if ctx.may_trap:
+        kinds.append(("unreachable", 1))
+    k = _weighted(draw, kinds)
+
+    if k == "out":
+        return Out(_gen_expr(draw, ctx, edepth))
+    if k == "out4":
+        return Out(_gen_expr(draw, ctx, edepth), all4=True)
+    if k == "set":
+        return SetLocal(_pick(draw, ctx.writable()), _gen_expr(draw, ctx, edepth))
+    if k == "gset":
+        return SetGlobal(_pick(draw, [g for g in ctx.globals if g[1]])[0], _gen_expr(draw, ctx, edepth))
+    if k == "store":
+        op = _pick(draw, list(STORES))
+        addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2))
+        return Store(op, addr, off, mask, _gen_expr(draw, ctx, edepth))
+    if k == "drop":
+        return Drop(_gen_expr(draw, ctx, edepth))
+    if k == "call":
+        c = _pick(draw, calls)
+        ctx.reach(c.weight * ctx.mult)
+        args = tuple(_gen_expr(draw, ctx, min(edepth, 2)) for _ in range(c.nparams))
+        call = Call(c.name, args)
+        return Drop(call) if c.result else CallStmt(c.name, args)
+    if k == "if":
+        label = ctx.fresh("if")
+        cond = _gen_expr(draw, ctx, min(edepth, 2))
+        ctx.labels.append((label, "void"))
+        then = _gen_block(draw, ctx, d, max_len=3)
+        els = _gen_block(draw, ctx, d, max_len=3)
+        ctx.labels.pop()
+        return If(label, cond, then, els)
+    if k == "block":
+        label = ctx.fresh("b")
+        ctx.labels.append((label, "void"))
+        body = _gen_block(draw, ctx, d, max_len=4, prefer_label=label)
+        ctx.labels.pop()
+        return Block(label, body)
+    if k == "loop":
+        mask = _pick(draw, [1, 3, 7, 15])
+        while ctx.mult * (mask + 1) > MAX_MULT:
+            mask >>= 1
+        if draw(st.booleans()):
+            trips = Binop("i32.and", _gen_expr(draw, ctx, min(edepth, 2)), Const(mask))
+        else:
+            trips = Const(draw(st.integers(0, mask)))
+        counter = ctx.hidden_local("c")
+        brk, cont = ctx.fresh("brk"), ctx.fresh("cont")
+        saved = ctx.mult
+        ctx.mult *= mask + 1
+        ctx.reach(ctx.mult)
+        ctx.labels += [(brk, "void"), (cont, "loop")]
+        body = _gen_block(draw, ctx, d, max_len=4)
+        del ctx.labels[-2:]
+        ctx.mult = saved
+        return Loop(brk, cont, counter, trips, body)
+    if k in ("br", "br_if"):
+        if prefer_label is not None and draw(st.booleans()):
+            label, kind = next(x for x in ctx.labels if x[0] == prefer_label)
+        else:
+            label, kind = _pick(draw, ctx.labels[::-1])
+        if k == "br":
+            return Br(label, _value_for(draw, ctx, kind, edepth))
+        cond = _gen_expr(draw, ctx, min(edepth, 2))
+        return BrIf(label, cond, _value_for(draw, ctx, kind, edepth))
+    if k == "br_table":
+        label, kind = _pick(draw, ctx.labels[::-1])
+        same = [x for x in ctx.labels if (x[1] == "i32") == (kind == "i32")]
+        targets = tuple(_pick(draw, same)[0] for _ in range(draw(st.integers(0, 3))))
+        idx = _gen_expr(draw, ctx, min(edepth, 2))
+        return BrTable(targets, label, idx, _value_for(draw, ctx, kind, edepth))
+    if k == "return":
+        return Return(_gen_expr(draw, ctx, edepth) if ctx.result else None)
+    if k == "unreachable":
+        return Unreachable()
+    raise AssertionError(k)
+
+
+def _gen_func(draw, name: str, ctx: Ctx, nparams: int, nlocals: int, max_stmts: int,
+              depth: int) -> Func:
+    ctx.params = [f"p{i}" for i in range(nparams)]
+    ctx.locals = [f"x{i}" for i in range(nlocals)]
+    body = _gen_block(draw, ctx, depth, max_len=max_stmts)
+    value = _gen_expr(draw, ctx, 3) if ctx.result else None
+    return Func(name, tuple(ctx.params), ctx.result, tuple(ctx.locals + ctx.hidden),
+                body, value, ctx.weight)
+
+
+@st.composite
+def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
+            allow_traps: bool = True) -> Module:
+    """A random valid, terminating module (see the module docstring)."""
+    memory = _pick(draw, MEMORIES)
+    may_trap = allow_traps and draw(st.integers(0, 9)) == 9
+    ng = draw(st.integers(0, 3))
+    globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(st.booleans()), draw(CONSTS))
+                     for i in range(ng))
+    gl = [(g[0], g[1]) for g in globals_]
+    data = bytes(draw(st.lists(st.integers(0, 255), max_size=16)))
+    nf = draw(st.integers(0, max_funcs))
+    sigs: list[FuncSig] = []
+    funcs: list[Func] = []
+    # callees first: function f{i} may only call f{j} with j > i
+    for i in range(nf, 0, -1):
+        nparams = draw(st.integers(0, 3))
+        result = draw(st.booleans())
+        ctx = Ctx(may_trap, memory, gl, list(sigs), False, result, [], budget=budget // 2)
+        f = _gen_func(draw, f"f{i}", ctx, nparams, draw(st.integers(0, 2)), max_stmts // 2, 2)
+        funcs.insert(0, f)
+        sigs.insert(0, FuncSig(f.name, nparams, result, f.weight))
+    ctx = Ctx(may_trap, memory, gl, sigs, True, False, [], budget=budget)
+    main = _gen_func(draw, "main", ctx, 0, draw(st.integers(0, 4)), max_stmts, 3)
+    dump = draw(st.booleans())
+    return Module(memory, data, globals_, (main, *funcs), may_trap, dump)
+
+
+def programs(**kw) -> st.SearchStrategy[tuple[str, Module]]:
+    """(WAT text, AST) pairs."""
+    return modules(**kw).map(lambda m: (render(m), m))
+
+
+def program_ast_to_wat(m: Module) -> str:
+    return render(m)
+
+
+# ---------------------------------------------------------------------------
+# Standalone: print examples deterministically
+
+def example(seed: int, **kw) -> Module:
+    """One module, deterministically from `seed` (outside any test)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hseed
+
+    got: list[Module] = []
+
+    @hseed(seed)
+    @settings(max_examples=1, database=None, deadline=None, phases=["generate"],
+              suppress_health_check=list(HealthCheck))
+    @given(modules(**kw))
+    def one(m):
+        got.append(m)
+
+    one()
+    return got[-1]
+
+
+def examples(seed: int, count: int, **kw) -> list[Module]:
+    """`count` modules from one seeded run (distinct draws of one generator)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hseed
+
+    got: list[Module] = []
+
+    @hseed(seed)
+    @settings(max_examples=count, database=None, deadline=None, phases=["generate"],
+              suppress_health_check=list(HealthCheck))
+    @given(modules(**kw))
+    def run(m):
+        got.append(m)
+
+    run()
+    return got
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="print generated WAT programs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--count", type=int, default=3)
+    args = ap.parse_args(argv)
+    for i, m in enumerate(examples(args.seed, args.count)):
+        print(f";; program {i} (seed {args.seed}{', may trap' if m.may_trap else ''})")
+        print(render(m))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The differential runner: one case on several backends, compared.
+
+Order of comparison (as wasmtime's own differential oracle does): status and
+trap, then output, against the ground truth (wasmtime on the original module)
+and against the case's stated expectation; then the machine traces of all
+trace-producing backends, byte for byte, against the first of them (the
+reference executor when present). A resource trap or an exhausted budget on
+either side of a ground-truth comparison is *inconclusive*, never a pass.
+A trace mismatch is reported as its first divergent token with context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from isowasm.backends.base import Backend, Case
+from spec import table
+from spec.program import Program
+from spec.result import BUDGET, TRAPPED, RunResult
+from spec.trace import annotate_lines
+
+CONTEXT_LINES = 3
+
+
+@dataclass
+class Comparison:
+    case: Case
+    results: dict[str, RunResult] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
+    divergence: "Divergence | None" = None
+    failed: set[str] = field(default_factory=set)   # backends named in a problem
+
+    def fail(self, backend: str, msg: str) -> None:
+        self.problems.append(msg)
+        self.failed.add(backend)
+
+    def verdict(self, backend: str) -> str:
+        if backend not in self.results:
+            return "error" if backend in self.failed else "n/a"
+        if backend in self.failed:
+            return "FAIL"
+        if any(i.startswith(backend + " ") for i in self.inconclusive):
+            return "inconclusive"
+        return "ok"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def report(self) -> str:
+        head = f"{self.case.name}: " + ("ok" if self.ok else f"{len(self.problems)} problem(s)")
+        lines = [head]
+        for name, r in self.results.items():
+            tok = f", {r.tokens} tokens" if r.tokens is not None else ""
+            steps = f", {r.steps} steps" if r.steps is not None else ""
+            lines.append(f"  {name:>18}: {r.status_line()}{steps}{tok}, output {_show(r.output)}")
+        lines += [f"  PROBLEM: {p}" for p in self.problems]
+        lines += [f"  inconclusive: {p}" for p in self.inconclusive]
+        return "\n".join(lines)
+
+
+@dataclass
+class Divergence:
+    a: str
+    b: str
+    token_index: int
+    line: int
+    step: int | None
+    pc: int | None
+    instruction: str | None
+    token_a: str | None
+    token_b: str | None
+    context_a: list[str]
+    context_b: list[str]
+
+    def describe(self) -> str:
+        where = f"token {self.token_index} (trace line {self.line + 1}"
+        if self.step is not None:
+            where += f", step {self.step}, pc {self.pc}: {self.instruction}"
+        where += ")"
+        out = [f"traces diverge at {where}: {self.a} has {self.token_a!r}, {self.b} has {self.token_b!r}"]
+        out.append(f"    {self.a}:")
+        out += [f"      {ln}" for ln in self.context_a]
+        out.append(f"    {self.b}:")
+        out += [f"      {ln}" for ln in self.context_b]
+        return "\n".join(out)
+
+
+def _show(b: bytes, limit: int = 60) -> str:
+    s = repr(b[:limit])
+    return s + (f"... ({len(b)} bytes)" if len(b) > limit else "")
+
+
+def expected_status(r: RunResult) -> str:
+    return f"trapped:{r.trap}" if r.status == TRAPPED else r.status
+
+
+def _inconclusive_status(r: RunResult) -> bool:
+    return r.status == BUDGET or (r.status == TRAPPED and r.trap in table.resource_traps())
+
+
+def first_divergence(prog: Program, a_name: str, a_text: str, b_name: str, b_text: str) -> Divergence | None:
+    """The first token where two canonical traces differ, with context."""
+    a_lines = a_text.split("\n")
+    b_lines = b_text.split("\n")
+    tok = 0
+    for li in range(max(len(a_lines), len(b_lines))):
+        la = a_lines[li] if li < len(a_lines) else None
+        lb = b_lines[li] if li < len(b_lines) else None
+        if la == lb:
+            tok += len(la.split(" ")) if la else 0
+            continue
+        ta = la.split(" ") if la else []
+        tb = lb.split(" ") if lb else []
+        k = 0
+        while k < min(len(ta), len(tb)) and ta[k] == tb[k]:
+            k += 1
+        ann = annotate_lines(prog, a_text)
+        step, pc = ann[li] if li < len(ann) else (None, None)
+        instr = None
+        if pc is not None and 0 <= pc < len(prog.names):
+            instr = f"{prog.names[pc]} {prog.imms[pc]:#x}"
+        lo = max(0, li - CONTEXT_LINES)
+        mark = lambda lines: [("> " if j == li else "  ") + lines[j]  # noqa: E731
+                              for j in range(lo, min(len(lines), li + CONTEXT_LINES + 1))]
+        return Divergence(
+            a=a_name, b=b_name, token_index=tok + k, line=li, step=step, pc=pc, instruction=instr,
+            token_a=ta[k] if k < len(ta) else "<end of trace>",
+            token_b=tb[k] if k < len(tb) else "<end of trace>",
+            context_a=mark(a_lines), context_b=mark(b_lines),
+        )
+    return None
+
+
+def _run(backend: Backend, case: Case, max_steps: int, trace: str) -> RunResult:
+    if not backend.traces:
+        trace = "none"
+    return backend.run(case, max_steps=max_steps, trace=trace)
+
+
+def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None = None,
+                 trace: str = "text") -> Comparison:
+    """Run `case` on every backend and compare (see module docstring).
+
+    trace="text" compares canonical texts directly; trace="digest" compares
+    SHA-256 digests and, when they differ, localises the divergence with the
+    checkpoints and a traced re-run of both sides up to the first differing
+    checkpoint — so million-token traces are never held unless they differ.
+    """
+    if max_steps is None:
+        max_steps = table.limits()["default_max_steps"]
+    cmp = Comparison(case)
+    seen = set()
+    for b in backends:
+        if b.name in seen:
+            continue
+        seen.add(b.name)
+        try:
+            cmp.results[b.name] = _run(b, case, max_steps, trace)
+        except Exception as e:  # a crashing backend is a finding, not a harness crash
+            cmp.fail(b.name, f"{b.name} raised {type(e).__name__}: {e}")
+    by_name = {b.name: b for b in backends}
+
+    truth = cmp.results.get("wasmtime")
+    machines = [n for n in cmp.results if by_name[n].traces]
+
+    # 1. The stated expectation.
+    if case.expect_status is not None or case.expect_output is not None:
+        for name, r in cmp.results.items():
+            if name == "wasmtime" and (case.expect_status or "").startswith(("budget", "trapped:call_depth", "trapped:stack_overflow")):
+                continue  # wasmtime's resources differ from the machine's by design
+            if case.expect_status is not None and expected_status(r) != case.expect_status:
+                cmp.fail(name, f"{name}: status {expected_status(r)}, expected {case.expect_status}")
+            if case.expect_output is not None and r.output != case.expect_output:
+                cmp.fail(name, f"{name}: output {_show(r.output)}, expected {_show(case.expect_output)}")
+
+    # 2. Ground truth.
+    if truth is not None:
+        for name in machines:
+            r = cmp.results[name]
+            if _inconclusive_status(r) or _inconclusive_status(truth):
+                cmp.inconclusive.append(f"{name} {expected_status(r)} vs wasmtime {expected_status(truth)}")
+                if r.output[:len(truth.output)] != truth.output[:len(r.output)]:
+                    cmp.fail(name, f"{name}: output {_show(r.output)} is not a prefix-match of wasmtime's {_show(truth.output)}")
+                continue
+            if expected_status(r) != expected_status(truth):
+                cmp.fail(name, f"{name}: status {expected_status(r)}, wasmtime {expected_status(truth)}")
+            if r.output != truth.output:
+                cmp.fail(name, f"{name}: output {_show(r.output)}, wasmtime {_show(truth.output)}")
+
+    # 3. Machine traces, byte for byte.
+    if len(machines) >= 2:
+        base = "reference" if "reference" in machines else machines[0]
+        rb = cmp.results[base]
+        for name in machines:
+            if name == base:
+                continue
+            r = cmp.results[name]
+            for what in ("status", "trap", "steps", "tokens"):
+                va, vb = getattr(rb, what), getattr(r, what)
+                if va is not None and vb is not None and va != vb:
+                    cmp.fail(name, f"{name}: {what} {vb}, {base} {va}")
+            div = _trace_divergence(case, by_name[base], rb, by_name[name], r, max_steps)
+            if div is not None:
+                cmp.divergence = cmp.divergence or div
+                cmp.fail(name, div.describe())
+    return cmp
+
+
+def _trace_divergence(case: Case, ba: Backend, ra: RunResult, bb: Backend, rb: RunResult,
+                      max_steps: int) -> Divergence | None:
+    if ra.trace is not None and rb.trace is not None:
+        if ra.trace == rb.trace:
+            return None
+        return first_divergence(case.program, ba.name, ra.trace, bb.name, rb.trace)
+    if ra.digest is None or rb.digest is None or ra.digest == rb.digest:
+        return None
+    # Localise with checkpoints: re-run both with text up to the first
+    # checkpoint whose digests differ (or to the end when all shared ones agree).
+    limit = max_steps
+    for (sa, da), (sb, db) in zip(ra.checkpoints or [], rb.checkpoints or []):
+        if sa != sb or da != db:
+            limit = max(sa, sb)
+            break
+    ta = ba.run(case, max_steps=limit, trace="text").trace or ""
+    tb = bb.run(case, max_steps=limit, trace="text").trace or ""
+    div = first_divergence(case.program, ba.name, ta, bb.name, tb)
+    if div is None:  # digests differ but the texts agree: a digest bug, report it plainly
+        return Divergence(ba.name, bb.name, -1, -1, None, None, None, ra.digest, rb.digest,
+                          ["digests differ but re-run traces are identical"], [])
+    return div

@@ -1,0 +1,198 @@
+/*
+ * isowasm.h — the freestanding runtime of isowasm C programs.
+ *
+ * There is no libc. Every C program is compiled as ONE translation unit with
+ * this header force-included:
+ *
+ *   clang --target=wasm32 -nostdlib -O2 -fno-builtin \
+ *         -Wl,--no-entry -Wl,--export=compute -Wl,--export=__heap_base \
+ *         -Wl,-z,stack-size=65536 \
+ *         -Wl,--initial-memory=10485760 -Wl,--max-memory=10485760 \
+ *         -I isowasm/runtime -include isowasm.h -o prog.wasm prog.c
+ *
+ * Entry convention (spec/MACHINE.md §8):
+ *   the program defines          void compute(const char *input);
+ *   `input` is the NUL-terminated input, placed by the machine at
+ *   (__heap_base + 15) & ~15. The function's return halts the machine.
+ *   Output goes byte by byte through the single import env.output_byte.
+ *
+ * What the machine can and cannot do, and what that means for C code:
+ *   - Only 32-bit integers. No floats, no 64-bit integers (`long long`),
+ *     no function pointers (indirect calls), no SIMD.
+ *   - The machine has no native mul/div/rem/and/or/xor/shift: the toolchain
+ *     lowers each into a loop of up to 32 iterations. They are correct but
+ *     cost tens to hundreds of machine steps each; keep them out of the
+ *     hottest loops where a table lookup or an add does the job.
+ *   - PITFALL: clang 14 (wasm32, -O2) compiles a division or remainder by a
+ *     CONSTANT (x / 10, x % 3, ...) into an i64.mul "magic number" sequence,
+ *     and i64 is rejected by the toolchain. Never divide by a constant: use
+ *     a table, a shift (x >> 1 for unsigned x / 2), repeated subtraction
+ *     with a bounded number of steps, or iso_udiv()/iso_umod() below, whose
+ *     divisor clang cannot see as a constant.
+ *   - Stack: 64 KiB (keep recursion shallow); memory: 10 MiB.
+ *
+ * Every routine here takes a bounded number of steps: printing a 32-bit
+ * number is at most 10 digits x at most 9 subtractions, with no mul or div.
+ */
+#ifndef ISOWASM_H
+#define ISOWASM_H
+
+typedef unsigned int iso_size_t;
+
+/* ---------------------------------------------------------------- import */
+
+/* Write one byte (the low 8 bits of c) to the output. The only import. */
+__attribute__((import_module("env"), import_name("output_byte")))
+void output_byte(int c);
+
+/* ----------------------------------------------------- memory and strings */
+/*
+ * clang emits calls to memset/memcpy/memmove for array initialisation and
+ * struct copies even with -fno-builtin, and with -nostdlib they must exist.
+ * Each program is a single translation unit, so plain definitions here are
+ * fine; `used` keeps them until the linker has resolved those calls. They
+ * move one byte per iteration: simple, and correct for any alignment.
+ */
+__attribute__((used, noinline)) void *memset(void *dst, int c, iso_size_t n) {
+    unsigned char *d = (unsigned char *)dst;
+    while (n--) *d++ = (unsigned char)c;
+    return dst;
+}
+
+__attribute__((used, noinline)) void *memcpy(void *dst, const void *src, iso_size_t n) {
+    unsigned char *d = (unsigned char *)dst;
+    const unsigned char *s = (const unsigned char *)src;
+    while (n--) *d++ = *s++;
+    return dst;
+}
+
+__attribute__((used, noinline)) void *memmove(void *dst, const void *src, iso_size_t n) {
+    unsigned char *d = (unsigned char *)dst;
+    const unsigned char *s = (const unsigned char *)src;
+    if (d < s) {
+        while (n--) *d++ = *s++;
+    } else if (d > s) {               /* overlap from below: copy backwards */
+        d += n;
+        s += n;
+        while (n--) *--d = *--s;
+    }
+    return dst;
+}
+
+__attribute__((used, noinline)) iso_size_t strlen(const char *s) {
+    const char *p = s;
+    while (*p) p++;
+    return (iso_size_t)(p - s);
+}
+
+/* ------------------------------------------------------- division helpers */
+/*
+ * Unsigned division and remainder whose divisor is an ordinary run-time
+ * value: the functions have external linkage and are never inlined, so
+ * clang cannot specialise them for a constant divisor (which would bring
+ * back the i64 magic-number sequence). The toolchain lowers the i32.div_u
+ * / i32.rem_u inside into a loop of at most 32 iterations. Division by zero
+ * traps (div_zero), as in WebAssembly.
+ */
+__attribute__((noinline, used)) unsigned iso_udiv(unsigned n, unsigned d) {
+    return n / d;
+}
+
+__attribute__((noinline, used)) unsigned iso_umod(unsigned n, unsigned d) {
+    return n % d;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static inline void out_byte(int c) { output_byte(c); }
+
+static inline void out_nl(void) { output_byte('\n'); }
+
+/* Print a NUL-terminated string. */
+static inline void out_str(const char *s) {
+    while (*s) output_byte(*s++);
+}
+
+/*
+ * Powers of ten, largest first. A digit is found by subtracting its power
+ * at most 9 times, so a number costs at most 90 subtractions and needs no
+ * division at all (and so no i64 magic-number division from clang).
+ */
+static const unsigned iso_pow10[10] = {
+    1000000000u, 100000000u, 10000000u, 1000000u, 100000u,
+    10000u, 1000u, 100u, 10u, 1u,
+};
+
+/* Print an unsigned 32-bit number in decimal, without leading zeros. */
+static __attribute__((noinline)) void out_uint(unsigned v) {
+    int started = 0;
+    for (int i = 0; i < 10; i++) {
+        unsigned p = iso_pow10[i];
+        int digit = 0;
+        while (v >= p) {              /* at most 9 times: v < 10 * p here */
+            v -= p;
+            digit++;
+        }
+        if (digit || started || i == 9) {
+            output_byte('0' + digit);
+            started = 1;
+        }
+    }
+}
+
+/* Print a signed 32-bit number in decimal; INT_MIN prints correctly. */
+static inline void out_int(int v) {
+    unsigned u = (unsigned)v;
+    if (v < 0) {
+        output_byte('-');
+        u = 0u - u;                   /* magnitude, exact even for INT_MIN */
+    }
+    out_uint(u);
+}
+
+/* Print v as exactly 8 lowercase hex digits. */
+static inline void out_hex(unsigned v) {
+    static const char hexdig[16] = "0123456789abcdef";
+    for (int shift = 28; shift >= 0; shift -= 4)
+        output_byte(hexdig[(v >> shift) & 15u]);
+}
+
+/* ----------------------------------------------------------------- input */
+
+static inline int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+static inline int iso_is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * Parse an unsigned decimal number at *p: skip whitespace, then read digits
+ * (none read gives 0). Advances *p past what was read. Wraps modulo 2^32.
+ */
+static inline unsigned parse_uint(const char **p) {
+    const char *s = *p;
+    unsigned v = 0;
+    while (iso_is_space(*s)) s++;
+    while (is_digit(*s)) {
+        v = v * 10u + (unsigned)(*s - '0');
+        s++;
+    }
+    *p = s;
+    return v;
+}
+
+/* Parse a signed decimal number: whitespace, optional '-', digits. */
+static inline int parse_int(const char **p) {
+    const char *s = *p;
+    int neg = 0;
+    while (iso_is_space(*s)) s++;
+    if (*s == '-') {
+        neg = 1;
+        s++;
+    }
+    unsigned v = parse_uint(&s);
+    *p = s;
+    return neg ? (int)(0u - v) : (int)v;
+}
+
+#endif /* ISOWASM_H */
