@@ -138,6 +138,15 @@ def cmd_backends(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from isowasm import report
+
+    results = Path(args.results) if args.results else report.RESULTS
+    out = report.write(results, Path(args.out) if args.out else report.FINDINGS)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="isowasm", description="Differential verification of transformer-executable WebAssembly machines.")
@@ -163,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("backends", help="list backends and whether they can run here")
 
+    rp = sub.add_parser("report", help="regenerate FINDINGS.md from results/*.json")
+    rp.add_argument("--results", default=None, help="results directory (default: results/)")
+    rp.add_argument("--out", default=None, help="output file (default: FINDINGS.md)")
+
     if argv and argv[0] == "compile":
         try:
             return cmd_compile(None, argv[1:])
@@ -181,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_verify(args)
         if args.cmd == "backends":
             return cmd_backends(args)
+        if args.cmd == "report":
+            return cmd_report(args)
     except IsowasmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

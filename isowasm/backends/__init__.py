@@ -28,8 +28,20 @@ def _entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in eps}
 
 
+def _env_plugins() -> dict[str, str]:
+    """ISOWASM_PLUGINS="name=module:Class,name2=module:Class": backends
+    registered for one run without installing anything (tests use it to
+    inject deliberately broken implementations)."""
+    out = {}
+    for item in os.environ.get("ISOWASM_PLUGINS", "").split(","):
+        name, _, target = item.strip().partition("=")
+        if name and target:
+            out[name] = target
+    return out
+
+
 def known_backends() -> dict[str, str]:
-    return {**BUILTIN, **_entry_points()}
+    return {**BUILTIN, **_entry_points(), **_env_plugins()}
 
 
 def get_backend(name: str) -> Backend:

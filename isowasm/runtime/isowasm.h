@@ -29,6 +29,13 @@
  *     a table, a shift (x >> 1 for unsigned x / 2), repeated subtraction
  *     with a bounded number of steps, or iso_udiv()/iso_umod() below, whose
  *     divisor clang cannot see as a constant.
+ *   - PITFALL 2: clang merges adjacent stores of constants (a fully or
+ *     partly unrolled initialisation loop, a run of byte stores) into one
+ *     i64.store. Put `#pragma clang loop unroll(disable)` on such loops
+ *     (the examples do), or compile with -mllvm -combiner-store-merging=0.
+ *     The mem* functions below are noinline for the same reason: inlined
+ *     with a constant length they unroll and merge.
+ *   - Check the assembly (clang ... -S) for "i64" when in doubt.
  *   - Stack: 64 KiB (keep recursion shallow); memory: 10 MiB.
  *
  * Every routine here takes a bounded number of steps: printing a 32-bit

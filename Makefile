@@ -1,0 +1,43 @@
+# One entry point for a fresh machine. `make verify` installs everything and
+# runs the examples on every backend; `make test` installs everything and
+# runs the test suite. Both are idempotent: steps already done are skipped.
+SHELL := /bin/bash
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+JOBS ?= 2
+# CI sets these so a port that failed to build fails the run, not a skip.
+REQUIRE ?= reference,wasmtime,rust,ocaml
+
+.PHONY: setup system-deps python-deps rust ocaml verify test test-slow bench clean
+
+setup: system-deps python-deps rust ocaml
+
+# Debian packages: clang/lld build C to wasm32; OCaml and dune build the OCaml port.
+system-deps:
+	@if command -v clang >/dev/null && command -v wasm-ld >/dev/null && command -v dune >/dev/null && command -v ocamlfind >/dev/null; then \
+	  echo "system packages present"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q ocaml-nox dune ocaml-findlib clang lld; \
+	fi
+
+python-deps:
+	$(PIP) install -q -e .
+
+rust: python-deps
+	$(PIP) install -q ./ports/rust
+
+ocaml: system-deps
+	cd ports/ocaml && dune build 2>&1
+
+verify: setup
+	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m isowasm.cli verify
+
+test: setup
+	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q
+
+test-slow: setup
+	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m slow
+
+clean:
+	rm -rf ports/rust/target ports/ocaml/_build results .hypothesis
