@@ -622,16 +622,16 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         return Load(op, addr, off, mask)
     if k == "binop":
         op = _pick(draw, BINOPS)
-        return Binop(op, _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+        return Binop(op, draw(_expr_st(ctx, d)), draw(_expr_st(ctx, d)))
     if k == "cmp":
         op = _pick(draw, CMPOPS)
-        return Binop(op, _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+        return Binop(op, draw(_expr_st(ctx, d)), draw(_expr_st(ctx, d)))
     if k == "unop":
-        return Unop(_pick(draw, UNOPS), _gen_expr(draw, ctx, d))
+        return Unop(_pick(draw, UNOPS), draw(_expr_st(ctx, d)))
     if k == "div":
         op = _pick(draw, DIVOPS)
-        a = _gen_expr(draw, ctx, d)
-        b = _gen_expr(draw, ctx, d)
+        a = draw(_expr_st(ctx, d))
+        b = draw(_expr_st(ctx, d))
         guarded = True
         if ctx.may_trap:
             guarded = not draw(st.booleans())
@@ -641,28 +641,28 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
             guard = (ta, ctx.hidden_local("tb"))
         return Div(op, a, b, guard)
     if k == "select":
-        return Select(_gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d), _gen_expr(draw, ctx, d))
+        return Select(draw(_expr_st(ctx, d)), draw(_expr_st(ctx, d)), draw(_expr_st(ctx, d)))
     if k == "tee":
-        return Tee(_pick(draw, ctx.writable()), _gen_expr(draw, ctx, d))
+        return Tee(_pick(draw, ctx.writable()), draw(_expr_st(ctx, d)))
     if k == "call":
         c = _pick(draw, [c for c in ctx.callees if c.result and c.weight * ctx.mult <= MAX_MULT])
         ctx.reach(c.weight * ctx.mult)
-        return Call(c.name, tuple(_gen_expr(draw, ctx, d) for _ in range(c.nparams)))
+        return Call(c.name, tuple(draw(_expr_st(ctx, d)) for _ in range(c.nparams)))
     if k == "if":
         label = ctx.fresh("if")
-        cond = _gen_expr(draw, ctx, d)
+        cond = draw(_expr_st(ctx, d))
         ctx.labels.append((label, "i32"))
         then = _gen_block(draw, ctx, d, max_len=2)
-        tv = _gen_expr(draw, ctx, d)
+        tv = draw(_expr_st(ctx, d))
         els = _gen_block(draw, ctx, d, max_len=2)
-        ev = _gen_expr(draw, ctx, d)
+        ev = draw(_expr_st(ctx, d))
         ctx.labels.pop()
         return IfExpr(label, cond, then, tv, els, ev)
     if k == "block":
         label = ctx.fresh("b")
         ctx.labels.append((label, "i32"))
         body = _gen_block(draw, ctx, d, max_len=3, prefer_label=label)
-        v = _gen_expr(draw, ctx, d)
+        v = draw(_expr_st(ctx, d))
         ctx.labels.pop()
         return BlockExpr(label, body, v)
     if k == "switch":
@@ -672,10 +672,10 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         levels = []
         for i in range(n):
             ctx.labels.append((labels[i], "i32"))
-            levels.append((_pick(draw, BINOPS), _gen_expr(draw, ctx, d)))
+            levels.append((_pick(draw, BINOPS), draw(_expr_st(ctx, d))))
         ctx.labels.append((labels[n], "i32"))
-        v = _gen_expr(draw, ctx, d)
-        idx = _gen_expr(draw, ctx, d)
+        v = draw(_expr_st(ctx, d))
+        idx = draw(_expr_st(ctx, d))
         del ctx.labels[-(n + 1):]
         targets = tuple(draw(st.lists(st.integers(0, n), min_size=0, max_size=n + 1)))
         default = draw(st.integers(0, n))
@@ -693,21 +693,20 @@ def _gen_addr(draw, ctx: Ctx, depth: int):
     if ctx.may_trap and ctx.memory[0] == 1 and draw(st.integers(0, 7)) == 7:
         mask = OOB_MASK
     if depth > 0 and draw(st.booleans()):
-        return _gen_expr(draw, ctx, depth), off, mask
+        return draw(_expr_st(ctx, depth)), off, mask
     return Const(draw(st.integers(0, mask))), off, mask
 
 
 def _gen_block(draw, ctx: Ctx, depth: int, max_len: int, prefer_label: str | None = None,
                min_len: int = 0) -> tuple:
-    n = draw(st.integers(min_len, max_len)) if ctx.budget > 0 else 0
-    out = []
-    for _ in range(n):
-        out.append(_gen_stmt(draw, ctx, depth, prefer_label))
-    return tuple(out)
+    if ctx.budget <= 0:
+        max_len = min_len
+    return tuple(draw(st.lists(_stmt_st(ctx, depth, prefer_label), min_size=min_len,
+                               max_size=max_len)))
 
 
 def _value_for(draw, ctx: Ctx, kind: str, depth: int):
-    return _gen_expr(draw, ctx, depth) if kind == "i32" else None
+    return draw(_expr_st(ctx, depth)) if kind == "i32" else None
 
 
 def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
@@ -736,28 +735,28 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     k = _weighted(draw, kinds)
 
     if k == "out":
-        return Out(_gen_expr(draw, ctx, edepth))
+        return Out(draw(_expr_st(ctx, edepth)))
     if k == "out4":
-        return Out(_gen_expr(draw, ctx, edepth), all4=True)
+        return Out(draw(_expr_st(ctx, edepth)), all4=True)
     if k == "set":
-        return SetLocal(_pick(draw, ctx.writable()), _gen_expr(draw, ctx, edepth))
+        return SetLocal(_pick(draw, ctx.writable()), draw(_expr_st(ctx, edepth)))
     if k == "gset":
-        return SetGlobal(_pick(draw, [g for g in ctx.globals if g[1]])[0], _gen_expr(draw, ctx, edepth))
+        return SetGlobal(_pick(draw, [g for g in ctx.globals if g[1]])[0], draw(_expr_st(ctx, edepth)))
     if k == "store":
         op = _pick(draw, list(STORES))
         addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2))
-        return Store(op, addr, off, mask, _gen_expr(draw, ctx, edepth))
+        return Store(op, addr, off, mask, draw(_expr_st(ctx, edepth)))
     if k == "drop":
-        return Drop(_gen_expr(draw, ctx, edepth))
+        return Drop(draw(_expr_st(ctx, edepth)))
     if k == "call":
         c = _pick(draw, calls)
         ctx.reach(c.weight * ctx.mult)
-        args = tuple(_gen_expr(draw, ctx, min(edepth, 2)) for _ in range(c.nparams))
+        args = tuple(draw(_expr_st(ctx, min(edepth, 2))) for _ in range(c.nparams))
         call = Call(c.name, args)
         return Drop(call) if c.result else CallStmt(c.name, args)
     if k == "if":
         label = ctx.fresh("if")
-        cond = _gen_expr(draw, ctx, min(edepth, 2))
+        cond = draw(_expr_st(ctx, min(edepth, 2)))
         ctx.labels.append((label, "void"))
         then = _gen_block(draw, ctx, d, max_len=3)
         els = _gen_block(draw, ctx, d, max_len=3)
@@ -774,7 +773,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         while ctx.mult * (mask + 1) > MAX_MULT:
             mask >>= 1
         if draw(st.booleans()):
-            trips = Binop("i32.and", _gen_expr(draw, ctx, min(edepth, 2)), Const(mask))
+            trips = Binop("i32.and", draw(_expr_st(ctx, min(edepth, 2))), Const(mask))
         else:
             trips = Const(draw(st.integers(0, mask)))
         counter = ctx.hidden_local("c")
@@ -794,16 +793,16 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
             label, kind = _pick(draw, ctx.labels[::-1])
         if k == "br":
             return Br(label, _value_for(draw, ctx, kind, edepth))
-        cond = _gen_expr(draw, ctx, min(edepth, 2))
+        cond = draw(_expr_st(ctx, min(edepth, 2)))
         return BrIf(label, cond, _value_for(draw, ctx, kind, edepth))
     if k == "br_table":
         label, kind = _pick(draw, ctx.labels[::-1])
         same = [x for x in ctx.labels if (x[1] == "i32") == (kind == "i32")]
         targets = tuple(_pick(draw, same)[0] for _ in range(draw(st.integers(0, 3))))
-        idx = _gen_expr(draw, ctx, min(edepth, 2))
+        idx = draw(_expr_st(ctx, min(edepth, 2)))
         return BrTable(targets, label, idx, _value_for(draw, ctx, kind, edepth))
     if k == "return":
-        return Return(_gen_expr(draw, ctx, edepth) if ctx.result else None)
+        return Return(draw(_expr_st(ctx, edepth)) if ctx.result else None)
     if k == "unreachable":
         return Unreachable()
     raise AssertionError(k)
@@ -814,9 +813,37 @@ def _gen_func(draw, name: str, ctx: Ctx, nparams: int, nlocals: int, max_stmts: 
     ctx.params = [f"p{i}" for i in range(nparams)]
     ctx.locals = [f"x{i}" for i in range(nlocals)]
     body = _gen_block(draw, ctx, depth, max_len=max_stmts, min_len=1 if ctx.is_main else 0)
-    value = _gen_expr(draw, ctx, 3) if ctx.result else None
+    value = draw(_expr_st(ctx, 3)) if ctx.result else None
     return Func(name, tuple(ctx.params), ctx.result, tuple(ctx.locals + ctx.hidden),
                 body, value, ctx.weight)
+
+
+# Each nested draw below is a span of its own, labelled by its strategy, so
+# the shrinker can delete a statement or a function, or replace an expression
+# by one of its subexpressions.
+
+@st.composite
+def _expr_st(draw, ctx: Ctx, depth: int):
+    return _gen_expr(draw, ctx, depth)
+
+
+@st.composite
+def _stmt_st(draw, ctx: Ctx, depth: int, prefer_label: str | None):
+    return _gen_stmt(draw, ctx, depth, prefer_label)
+
+
+@st.composite
+def _helper_st(draw, env: dict, sigs: list):
+    """One helper function; it may call the helpers generated before it, so
+    the call graph is acyclic (main may call them all)."""
+    name = f"f{len(sigs) + 1}"
+    nparams = draw(st.integers(0, 3))
+    result = draw(st.booleans())
+    ctx = Ctx(env["may_trap"], env["memory"], env["globals"], list(sigs), False, result, [],
+              budget=env["budget"] // 2)
+    f = _gen_func(draw, name, ctx, nparams, draw(st.integers(0, 2)), env["max_stmts"] // 2, 2)
+    sigs.append(FuncSig(f.name, nparams, result, f.weight))
+    return f
 
 
 @st.composite
@@ -830,21 +857,13 @@ def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
                      for i in range(ng))
     gl = [(g[0], g[1]) for g in globals_]
     data = bytes(draw(st.lists(st.integers(0, 255), max_size=16)))
-    nf = draw(st.integers(0, max_funcs))
+    env = dict(may_trap=may_trap, memory=memory, globals=gl, budget=budget, max_stmts=max_stmts)
     sigs: list[FuncSig] = []
-    funcs: list[Func] = []
-    # callees first: function f{i} may only call f{j} with j > i
-    for i in range(nf, 0, -1):
-        nparams = draw(st.integers(0, 3))
-        result = draw(st.booleans())
-        ctx = Ctx(may_trap, memory, gl, list(sigs), False, result, [], budget=budget // 2)
-        f = _gen_func(draw, f"f{i}", ctx, nparams, draw(st.integers(0, 2)), max_stmts // 2, 2)
-        funcs.insert(0, f)
-        sigs.insert(0, FuncSig(f.name, nparams, result, f.weight))
+    helpers = draw(st.lists(_helper_st(env, sigs), max_size=max_funcs))
     ctx = Ctx(may_trap, memory, gl, sigs, True, False, [], budget=budget)
     main = _gen_func(draw, "main", ctx, 0, draw(st.integers(0, 4)), max_stmts, 3)
     dump = draw(st.integers(0, 2)) > 0     # shrinks to False
-    return Module(memory, data, globals_, (main, *funcs), may_trap, dump)
+    return Module(memory, data, globals_, (main, *helpers), may_trap, dump)
 
 
 def programs(**kw) -> st.SearchStrategy[tuple[str, Module]]:
@@ -854,6 +873,68 @@ def programs(**kw) -> st.SearchStrategy[tuple[str, Module]]:
 
 def program_ast_to_wat(m: Module) -> str:
     return render(m)
+
+
+# ---------------------------------------------------------------------------
+# Coverage: which constructs a module contains (for generator tests and stats)
+
+def constructs(m: Module) -> set[str]:
+    """Names of the ops and constructs that occur in `m` (statically)."""
+    seen: set[str] = set()
+
+    def walk(x):
+        t = type(x)
+        if x is None or t in (str, int, bool, bytes):
+            return
+        if t in (tuple, list):
+            for y in x:
+                walk(y)
+            return
+        name = t.__name__
+        if t in (Unop, Binop, Div, Load, Store):
+            seen.add(x.op)
+            if t in (Load, Store) and x.offset:
+                seen.add(x.op + " offset")
+        if t is Div:
+            seen.add(x.op + (" guarded" if x.guard else " unguarded"))
+            if not x.guard:
+                seen.add("Div unguarded")
+        elif t in (Br, BrIf, BrTable):
+            seen.add(name + (" value" if x.value is not None else ""))
+        elif t is Out:
+            seen.add("out4" if x.all4 else "out")
+        elif t is If:
+            seen.add("If else" if x.els else "If")
+        elif t is Switch:
+            seen.add("Switch")
+        elif t is Call:
+            seen.add("Call args" if x.args else "Call")
+        else:
+            seen.add(name)
+        for f in getattr(x, "__dataclass_fields__", ()):
+            walk(getattr(x, f))
+
+    walk(m.funcs)
+    if m.globals:
+        seen.add("globals")
+    if m.data:
+        seen.add("data")
+    seen.add(f"memory {m.memory[0]}" + (f" max {m.memory[1]}" if m.memory[1] else ""))
+    if m.may_trap:
+        seen.add("may_trap")
+    return seen
+
+
+ALL_CONSTRUCTS = (
+    set(BINOPS) | set(CMPOPS) | set(UNOPS) | set(DIVOPS) | set(LOADS) | set(STORES)
+    | {o + " offset" for o in list(LOADS) + list(STORES)}
+    | {o + " guarded" for o in DIVOPS} | {"Div unguarded"}
+    | {"Const", "LocalGet", "GlobalGet", "Select", "Tee", "Call", "Call args", "IfExpr",
+       "BlockExpr", "Switch", "MemorySize", "MemoryGrow", "SetLocal", "SetGlobal", "out",
+       "out4", "Drop", "CallStmt", "If", "If else", "Block", "Loop", "Br", "Br value",
+       "BrIf", "BrIf value", "BrTable", "BrTable value", "Return", "Unreachable",
+       "globals", "data", "memory 160", "memory 1", "memory 1 max 3", "may_trap", "Func"}
+)
 
 
 # ---------------------------------------------------------------------------

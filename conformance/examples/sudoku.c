@@ -19,13 +19,15 @@
  * candidates, and try each candidate on a copy of the state (depth-first,
  * at most 81 levels deep). A contradiction abandons the copy: backtrack.
  *
- * Cost notes for the machine: and/or/shift/mul/div are lowered into loops
- * by the toolchain, so this program does them rarely. Candidate counts and
- * "which digit is the single candidate" come from 512-entry tables built at
- * start-up with additions only; removing a digit known to be present is a
- * subtraction. The one bit test left is `mask & bit` in eliminate().
- * Nothing divides (clang turns x / 3 into 64-bit arithmetic, see isowasm.h):
- * row, column and box positions come from small tables.
+ * Cost notes for the machine: it has no and/or/shift/mul/div; the toolchain
+ * lowers them into bit-serial loops (an `and` of two run-time values costs
+ * hundreds of steps). So this program never computes with the bits of a
+ * mask at run time. Everything about a mask comes from 512-entry tables
+ * built at start-up with additions only: whether digit d is in it
+ * (has_digit), how many candidates it has (popcount), and which digit a
+ * one-candidate mask holds (single_digit). Removing a digit known to be
+ * present is a subtraction. Nothing divides either (clang turns x / 3 into
+ * 64-bit arithmetic, see isowasm.h): positions come from small tables.
  */
 
 typedef unsigned char u8;
@@ -45,6 +47,7 @@ static const u8 row_start[9] = {0, 9, 18, 27, 36, 45, 54, 63, 72};  /* 9 * r */
 static const u8 box_first[9] = {0, 0, 0, 3, 3, 3, 6, 6, 6};        /* 3 * (r / 3) */
 
 static u8 peers[CELLS][20];        /* the 20 peers of every cell */
+static u8 has_digit[10][512];      /* 1 when digit d is a candidate in mask m */
 static u8 popcount[512];           /* number of candidates in a mask */
 static u8 single_digit[512];       /* d when the mask is exactly bit_of[d], else 0 */
 
@@ -68,6 +71,16 @@ static void build_tables(void) {
             popcount[m + size] = popcount[m] + 1;
     for (int d = 1; d <= 9; d++)
         single_digit[bit_of[d]] = (u8)d;
+
+    /* has_digit[d]: masks 0..511 come in blocks of 2b (b = bit_of[d]);
+       the upper b masks of each block have bit b set. */
+    for (int d = 1; d <= 9; d++) {
+        int b = bit_of[d];
+        for (int block = 0; block < 512; block += b + b)
+#pragma clang loop unroll(disable)
+            for (int m = block + b; m < block + b + b; m++)
+                has_digit[d][m] = 1;
+    }
 
     /* peers: 8 in the row, 8 in the column, 4 more in the box. */
     int cell = 0;
@@ -95,9 +108,8 @@ static void build_tables(void) {
    contradiction (no candidate left), 1 otherwise. */
 static int eliminate(State *s, int cell, int d) {
     unsigned m = s->cand[cell];
-    unsigned b = bit_of[d];
-    if ((m & b) == 0) return 1;      /* already gone */
-    m -= b;
+    if (!has_digit[d][m]) return 1;  /* already gone */
+    m -= bit_of[d];
     s->cand[cell] = (u16)m;
     if (m == 0) return 0;
     if (s->value[cell] == 0 && popcount[m] == 1)
@@ -149,7 +161,7 @@ static int solve(int depth) {
     State *next = &stack[depth + 1];
     unsigned mask = s->cand[best];
     for (int d = 1; d <= 9; d++) {
-        if ((mask & bit_of[d]) == 0) continue;
+        if (!has_digit[d][mask]) continue;
         guesses++;
         *next = *s;                  /* try d on a copy */
         queue_len = 0;
@@ -190,7 +202,7 @@ void compute(const char *input) {
     for (int cell = 0; cell < CELLS && ok; cell++) {
         int d = given[cell];
         if (d == 0) continue;
-        if ((s->cand[cell] & bit_of[d]) == 0) ok = 0;   /* clashes with a peer */
+        if (!has_digit[d][s->cand[cell]]) ok = 0;       /* clashes with a peer */
         else ok = place(s, cell, d);
     }
     ok = ok && propagate(s) && solve(0);

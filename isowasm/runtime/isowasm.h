@@ -20,9 +20,14 @@
  *   - Only 32-bit integers. No floats, no 64-bit integers (`long long`),
  *     no function pointers (indirect calls), no SIMD.
  *   - The machine has no native mul/div/rem/and/or/xor/shift: the toolchain
- *     lowers each into a loop of up to 32 iterations. They are correct but
- *     cost tens to hundreds of machine steps each; keep them out of the
- *     hottest loops where a table lookup or an add does the job.
+ *     lowers each into a bit-serial loop of up to 32 iterations. With a
+ *     constant right operand (x << 2, x * 10, x & 255) the loop is unrolled
+ *     over the constant's bits and costs a few to a few dozen steps; with
+ *     two run-time operands it is a helper call of hundreds of steps (mul
+ *     ~660, div ~1000). Keep the latter out of hot loops: a table lookup or
+ *     an add usually does the job. Watch for clang making them up: `a || b`
+ *     on flags can become i32.or, and `c == ' ' || c == '\n' || ...` a
+ *     run-time shift into a bit mask.
  *   - PITFALL: clang 14 (wasm32, -O2) compiles a division or remainder by a
  *     CONSTANT (x / 10, x % 3, ...) into an i64.mul "magic number" sequence,
  *     and i64 is rejected by the toolchain. Never divide by a constant: use
@@ -130,20 +135,20 @@ static const unsigned iso_pow10[10] = {
     10000u, 1000u, 100u, 10u, 1u,
 };
 
-/* Print an unsigned 32-bit number in decimal, without leading zeros. */
+/* Print an unsigned 32-bit number in decimal, without leading zeros.
+   (No flags combined with | or ||: clang turns those into i32.or, which
+   the machine only has as a 32-iteration helper.) */
 static __attribute__((noinline)) void out_uint(unsigned v) {
-    int started = 0;
-    for (int i = 0; i < 10; i++) {
+    int i = 0;
+    while (i < 9 && v < iso_pow10[i]) i++;   /* skip leading zeros */
+    for (; i < 10; i++) {
         unsigned p = iso_pow10[i];
         int digit = 0;
         while (v >= p) {              /* at most 9 times: v < 10 * p here */
             v -= p;
             digit++;
         }
-        if (digit || started || i == 9) {
-            output_byte('0' + digit);
-            started = 1;
-        }
+        output_byte('0' + digit);
     }
 }
 
@@ -168,8 +173,11 @@ static inline void out_hex(unsigned v) {
 
 static inline int is_digit(int c) { return c >= '0' && c <= '9'; }
 
+/* Space, or one of \t \n \v \f \r (a range test: listing the four
+   characters separately lets clang build a run-time bit mask, i.e. a
+   lowered shift, out of them). */
 static inline int iso_is_space(int c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
 /*

@@ -77,7 +77,7 @@ def _why(name: str) -> str:
     if name.startswith(("f32", "f64")) or "_f32" in name or "_f64" in name:
         return "floating point is not supported (the machine has only i32)"
     if name.startswith("i64") or name == "i32.wrap_i64":
-        return "i64 is not supported (the machine has only i32)"
+        return "i64 is not supported, the machine has only i32 (in C: long long, or a 64-bit product or shift)"
     if name.startswith(("table", "elem")) or name in ("call_indirect", "return_call_indirect", "ref.func"):
         return "tables and indirect calls are not supported"
     if name.startswith(("memory.", "data.")):
@@ -228,7 +228,10 @@ def decode_module(wasm: bytes) -> Module:
         elif sid == 3:
             func_types = [s.u32() for _ in range(s.u32())]
         elif sid == 5:
-            if s.u32():
+            n = s.u32()
+            if n > 1:
+                raise unsupported(f"{n} memories", "the machine has a single memory", None, start)
+            if n:
                 off = s.pos
                 flags = s.u32()
                 if flags & 4:
@@ -300,10 +303,11 @@ def _decode_body(b: _Reader, func: int) -> list[Instr]:
                 raise unsupported(f"select of {kind}", _why(kind + "."), func, off)
             out.append(Instr("select", None, off))
         elif name in I32_MEMOPS:
-            b.u32()  # alignment hint
+            if b.u32() & 0x40:  # alignment flag: a memory index follows
+                _memory_index(b, name, func, off)
             out.append(Instr(name, b.u32() & 0xFFFFFFFF, off))
         elif op in (0x3F, 0x40):
-            b.byte()
+            _memory_index(b, name, func, off)
             out.append(Instr(name, None, off))
         elif op == 0x41:
             out.append(Instr(name, b.sleb() & 0xFFFFFFFF, off))
@@ -322,6 +326,11 @@ def _decode_body(b: _Reader, func: int) -> list[Instr]:
         else:
             raise unsupported(f"opcode 0x{op:02x}", "unknown to the isowasm toolchain", func, off)
     return out
+
+
+def _memory_index(b: _Reader, name: str, func: int, off: int) -> None:
+    if b.u32():
+        raise unsupported(f"{name} of memory 1+", "the machine has a single memory", func, off)
 
 
 def _blocktype(b: _Reader, func: int, off: int) -> int:

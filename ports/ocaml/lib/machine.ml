@@ -18,6 +18,7 @@ type t = {
   mutable sp : int;
   locals : int array;          (* one block of locals_per_frame per frame *)
   mutable base : int;          (* the current frame's block *)
+  mutable used : int;          (* 1 + the highest local index the program names *)
   ret_pc : int array;          (* per active call: the return pc ... *)
   call_imm : int array;        (* ... and the call's immediate *)
   mutable depth : int;
@@ -38,7 +39,7 @@ let nlocals = Limits.locals_per_frame
 let create () =
   { code = [||]; imm = [||]; input = "";
     stack = Array.make Limits.operand_stack 0; sp = 0;
-    locals = Array.make ((Limits.call_depth + 1) * nlocals) 0; base = 0;
+    locals = Array.make ((Limits.call_depth + 1) * nlocals) 0; base = 0; used = 0;
     ret_pc = Array.make Limits.call_depth 0; call_imm = Array.make Limits.call_depth 0;
     depth = 0; globals = Array.make Limits.globals 0; mem = Memory.create ();
     out = Buffer.create 256; pc = 0; steps = 0; tokens = 0; stopped = false;
@@ -52,6 +53,10 @@ let load m (p : Program.t) ~input ~mode =
   m.imm <- p.imm;
   m.input <- input;
   m.sp <- 0;
+  (* A frame's locals start at zero; only the slots the program can name
+     need clearing, so a call clears [used] of them, not all 256. *)
+  m.used <- 0;
+  Array.iteri (fun i op -> if Op.is_local op then m.used <- max m.used (p.imm.(i) + 1)) p.code;
   Array.fill m.locals 0 nlocals 0;
   m.base <- 0;
   m.depth <- 0;
@@ -220,7 +225,9 @@ let op_call m k =
   m.call_imm.(m.depth) <- k;
   m.depth <- m.depth + 1;
   m.base <- m.base + nlocals;
-  Array.fill m.locals m.base nlocals 0;
+  for i = m.base to m.base + m.used - 1 do
+    Array.unsafe_set m.locals i 0
+  done;
   if m.tracing then Trace.branch m.tr k 0 Trace.call_commit;
   m.tokens <- m.tokens + 6;
   jump m k
@@ -316,15 +323,15 @@ let slice m limit =
     if m.tracing then Trace.trap m.tr t
 
 (* Run under budget [max_steps]. Slices end at multiples of
-   [checkpoint_interval]; after each one that leaves the machine running a
-   checkpoint is taken, so there is one every interval steps and one at the
-   step where the budget ran out. *)
+   [checkpoint_interval] (or at the budget); a checkpoint is taken after
+   every multiple of the interval at which the machine is still running. *)
 let run m ~max_steps ~checkpoint_interval =
   if checkpoint_interval <= 0 then invalid_arg "checkpoint_interval";
   while (not m.stopped) && m.steps < max_steps do
     let limit = min max_steps ((m.steps / checkpoint_interval + 1) * checkpoint_interval) in
     slice m limit;
-    if m.tracing && not m.stopped then Trace.checkpoint m.tr m.steps
+    if m.tracing && (not m.stopped) && m.steps mod checkpoint_interval = 0 then
+      Trace.checkpoint m.tr m.steps
   done;
   if not m.stopped then m.status <- Budget_exhausted
 

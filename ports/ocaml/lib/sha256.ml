@@ -1,6 +1,5 @@
-(* SHA-256 (FIPS 180-4 §6.2), incremental, over native ints holding 32-bit
-   words. Rotations are written as the xor of both shift halves, masked once:
-   within 32 bits the halves of a rotation never overlap, so or = xor. *)
+(* SHA-256 (FIPS 180-4 §6.2), incremental. The chaining state is 8 native
+   ints (so the C stub can share it); the compression loop works on int32. *)
 
 let k =
   [| 0x428a2f98; 0x71374491; 0xb5c0fbcf; 0xe9b5dba5; 0x3956c25b; 0x59f111f1;
@@ -21,88 +20,92 @@ let h0 =
 
 let m32 = 0xffffffff
 
+(* Words in the compression loop are unboxed int32 (ocamlopt keeps them in
+   registers), so additions wrap by themselves and rotations are two shifts. *)
+external get32 : Bytes.t -> int -> int32 = "%caml_bytes_get32u"
+external set32 : Bytes.t -> int -> int32 -> unit = "%caml_bytes_set32u"
+external bswap32 : int32 -> int32 = "%bswap_int32"
+
 type t = {
   h : int array;             (* the 8 chaining words *)
   block : Bytes.t;           (* a partial block *)
   mutable fill : int;        (* bytes held in [block] *)
   mutable length : int;      (* bytes fed in all *)
-  w : int array;             (* message schedule, scratch *)
+  w : Bytes.t;               (* message schedule, 64 native-endian int32, scratch *)
 }
 
 let create () =
-  { h = Array.copy h0; block = Bytes.create 64; fill = 0; length = 0;
-    w = Array.make 64 0 }
+  { h = Array.copy h0; block = Bytes.create 64; fill = 0; length = 0; w = Bytes.create 256 }
 
 let copy t =
-  { h = Array.copy t.h; block = Bytes.copy t.block; fill = t.fill;
-    length = t.length; w = Array.make 64 0 }
+  { h = Array.copy t.h; block = Bytes.copy t.block; fill = t.fill; length = t.length;
+    w = Bytes.create 256 }
 
-let[@inline] be32 s o =
-  (Char.code (Bytes.unsafe_get s o) lsl 24)
-  lor (Char.code (Bytes.unsafe_get s (o + 1)) lsl 16)
-  lor (Char.code (Bytes.unsafe_get s (o + 2)) lsl 8)
-  lor Char.code (Bytes.unsafe_get s (o + 3))
+let kb =
+  let b = Bytes.create 256 in
+  Array.iteri (fun i v -> set32 b (4 * i) (Int32.of_int v)) k;
+  b
+
+let ( +: ) = Int32.add
+let ( ^: ) = Int32.logxor
+let ( &: ) = Int32.logand
+let ( |: ) = Int32.logor
+let[@inline] rotr x n = Int32.logor (Int32.shift_right_logical x n) (Int32.shift_left x (32 - n))
+let[@inline] shr x n = Int32.shift_right_logical x n
+let[@inline] be32 s o = if Sys.big_endian then get32 s o else bswap32 (get32 s o)
 
 (* One block at [off] of [s]; bounds are the caller's. *)
 let compress t s off =
   let w = t.w in
   for i = 0 to 15 do
-    Array.unsafe_set w i (be32 s (off + (4 * i)))
+    set32 w (4 * i) (be32 s (off + (4 * i)))
   done;
   for i = 16 to 63 do
-    let x = Array.unsafe_get w (i - 15) and y = Array.unsafe_get w (i - 2) in
-    let s0 =
-      ((x lsr 7) lxor (x lsl 25) lxor (x lsr 18) lxor (x lsl 14) lxor (x lsr 3))
-      land m32
-    in
-    let s1 =
-      ((y lsr 17) lxor (y lsl 15) lxor (y lsr 19) lxor (y lsl 13)
-      lxor (y lsr 10))
-      land m32
-    in
-    Array.unsafe_set w i
-      ((Array.unsafe_get w (i - 16) + s0 + Array.unsafe_get w (i - 7) + s1)
-      land m32)
+    let x = get32 w (4 * (i - 15)) and y = get32 w (4 * (i - 2)) in
+    let s0 = rotr x 7 ^: rotr x 18 ^: shr x 3 in
+    let s1 = rotr y 17 ^: rotr y 19 ^: shr y 10 in
+    set32 w (4 * i) (get32 w (4 * (i - 16)) +: s0 +: get32 w (4 * (i - 7)) +: s1)
   done;
   let h = t.h in
-  let a = ref (Array.unsafe_get h 0) and b = ref (Array.unsafe_get h 1)
-  and c = ref (Array.unsafe_get h 2) and d = ref (Array.unsafe_get h 3)
-  and e = ref (Array.unsafe_get h 4) and f = ref (Array.unsafe_get h 5)
-  and g = ref (Array.unsafe_get h 6) and hh = ref (Array.unsafe_get h 7) in
+  let word i = Int32.of_int (Array.unsafe_get h i) in
+  let a = ref (word 0) and b = ref (word 1) and c = ref (word 2) and d = ref (word 3)
+  and e = ref (word 4) and f = ref (word 5) and g = ref (word 6) and hh = ref (word 7) in
   for i = 0 to 63 do
     let ev = !e and av = !a in
-    let sig1 =
-      ((ev lsr 6) lxor (ev lsl 26) lxor (ev lsr 11) lxor (ev lsl 21)
-      lxor (ev lsr 25) lxor (ev lsl 7))
-      land m32
-    in
-    let ch = !g lxor (ev land (!f lxor !g)) in
     let t1 =
-      !hh + sig1 + ch + Array.unsafe_get k i + Array.unsafe_get w i
+      !hh +: (rotr ev 6 ^: rotr ev 11 ^: rotr ev 25) +: (!g ^: (ev &: (!f ^: !g)))
+      +: get32 kb (4 * i) +: get32 w (4 * i)
     in
-    let sig0 =
-      ((av lsr 2) lxor (av lsl 30) lxor (av lsr 13) lxor (av lsl 19)
-      lxor (av lsr 22) lxor (av lsl 10))
-      land m32
-    in
-    let maj = (av land !b) lor (!c land (av lor !b)) in
+    let t2 = (rotr av 2 ^: rotr av 13 ^: rotr av 22) +: ((av &: !b) |: (!c &: (av |: !b))) in
     hh := !g;
     g := !f;
     f := ev;
-    e := (!d + t1) land m32;
+    e := !d +: t1;
     d := !c;
     c := !b;
     b := av;
-    a := (t1 + sig0 + maj) land m32
+    a := t1 +: t2
   done;
-  Array.unsafe_set h 0 ((Array.unsafe_get h 0 + !a) land m32);
-  Array.unsafe_set h 1 ((Array.unsafe_get h 1 + !b) land m32);
-  Array.unsafe_set h 2 ((Array.unsafe_get h 2 + !c) land m32);
-  Array.unsafe_set h 3 ((Array.unsafe_get h 3 + !d) land m32);
-  Array.unsafe_set h 4 ((Array.unsafe_get h 4 + !e) land m32);
-  Array.unsafe_set h 5 ((Array.unsafe_get h 5 + !f) land m32);
-  Array.unsafe_set h 6 ((Array.unsafe_get h 6 + !g) land m32);
-  Array.unsafe_set h 7 ((Array.unsafe_get h 7 + !hh) land m32)
+  let add i x = Array.unsafe_set h i ((Array.unsafe_get h i + Int32.to_int x) land m32) in
+  add 0 !a; add 1 !b; add 2 !c; add 3 !d; add 4 !e; add 5 !f; add 6 !g; add 7 !hh
+
+(* The compression function in C with the x86 SHA extensions (sha256_stubs.c),
+   used when the CPU has them unless ISOWASM_OCAML_PURE_SHA is set. *)
+external has_ni : unit -> bool = "isowasm_sha256_has_ni" [@@noalloc]
+external blocks_ni : int array -> Bytes.t -> int -> int -> unit = "isowasm_sha256_blocks"
+  [@@noalloc]
+
+let accelerated = ref (has_ni () && Sys.getenv_opt "ISOWASM_OCAML_PURE_SHA" = None)
+
+(* Choose the implementation (tests run both); false where the CPU lacks it. *)
+let set_accelerated on = accelerated := on && has_ni ()
+
+let compress_blocks t s off n =
+  if !accelerated then blocks_ni t.h s off n
+  else
+    for i = 0 to n - 1 do
+      compress t s (off + (64 * i))
+    done
 
 let feed t s off len =
   if off < 0 || len < 0 || off + len > Bytes.length s then
@@ -116,15 +119,16 @@ let feed t s off len =
     off := !off + n;
     len := !len - n;
     if t.fill = 64 then begin
-      compress t t.block 0;
+      compress_blocks t t.block 0 1;
       t.fill <- 0
     end
   end;
-  while !len >= 64 do
-    compress t s !off;
-    off := !off + 64;
-    len := !len - 64
-  done;
+  if !len >= 64 then begin
+    let n = !len / 64 in
+    compress_blocks t s !off n;
+    off := !off + (64 * n);
+    len := !len - (64 * n)
+  end;
   if !len > 0 then begin
     Bytes.blit s !off t.block 0 !len;
     t.fill <- !len

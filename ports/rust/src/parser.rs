@@ -61,7 +61,10 @@ fn tokenize(text: &str) -> Vec<Token<'_>> {
     for (i, c) in text.char_indices() {
         if is_separator(c) {
             if let Some((s, l)) = start.take() {
-                toks.push(Token { text: &text[s..i], line: l });
+                toks.push(Token {
+                    text: &text[s..i],
+                    line: l,
+                });
             }
             if c == '\n' {
                 line += 1;
@@ -71,7 +74,10 @@ fn tokenize(text: &str) -> Vec<Token<'_>> {
         }
     }
     if let Some((s, l)) = start {
-        toks.push(Token { text: &text[s..], line: l });
+        toks.push(Token {
+            text: &text[s..],
+            line: l,
+        });
     }
     toks
 }
@@ -89,7 +95,11 @@ pub fn hex_byte(tok: &str) -> Option<u8> {
 /// A token quoted the way Python's `repr` quotes a plain string, so the
 /// message reads the same as the reference parser's for the same file.
 fn quote(tok: &str) -> String {
-    let q = if tok.contains('\'') && !tok.contains('"') { '"' } else { '\'' };
+    let q = if tok.contains('\'') && !tok.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut s = String::with_capacity(tok.len() + 2);
     s.push(q);
     for c in tok.chars() {
@@ -129,7 +139,9 @@ pub fn parse_program(text: &str, source: &str) -> Result<Program, ParseError> {
     let toks = tokenize(text);
     let e = Errors { source, toks: &toks };
     if toks.is_empty() {
-        return Err(ParseError { message: format!("{source}: empty program file (expected '{{')") });
+        return Err(ParseError {
+            message: format!("{source}: empty program file (expected '{{')"),
+        });
     }
     if toks[0].text != "{" {
         return Err(e.at(0, "a program file starts with '{'"));
@@ -152,12 +164,14 @@ pub fn parse_program(text: &str, source: &str) -> Result<Program, ParseError> {
     let mut code = Vec::with_capacity(n);
     for pc in 0..n {
         let k = 1 + 5 * pc;
-        let op = Op::from_name(toks[k].text)
-            .ok_or_else(|| e.at(k, format!("unknown opcode at pc {pc}")))?;
+        let op = Op::from_name(toks[k].text).ok_or_else(|| e.at(k, format!("unknown opcode at pc {pc}")))?;
         let mut imm = 0u32;
         for j in 0..4 {
             let b = hex_byte(toks[k + 1 + j].text).ok_or_else(|| {
-                e.at(k + 1 + j, format!("immediate byte {j} of pc {pc} is not two hex digits"))
+                e.at(
+                    k + 1 + j,
+                    format!("immediate byte {j} of pc {pc} is not two hex digits"),
+                )
             })?;
             imm |= (b as u32) << (8 * j);
         }
@@ -179,7 +193,10 @@ fn ragged_section(e: &Errors, toks: &[Token], close: usize) -> ParseError {
             if k + j >= close {
                 return e.at(
                     close,
-                    format!("pc {pc} has {} immediate bytes; each instruction is an opcode and 4 bytes", j - 1),
+                    format!(
+                        "pc {pc} has {} immediate bytes; each instruction is an opcode and 4 bytes",
+                        j - 1
+                    ),
                 );
             }
             if hex_byte(toks[k + j].text).is_none() {
@@ -201,23 +218,36 @@ fn validate(code: &[Instr]) -> Result<(), (usize, String)> {
         let imm = ins.imm;
         let op = ins.op;
         if op == Op::InputBase && pc != 0 {
-            return Err((pc, format!("input_base at pc {pc}; it may only be the first instruction")));
+            return Err((
+                pc,
+                format!("input_base at pc {pc}; it may only be the first instruction"),
+            ));
         }
         if op.uses_local() && imm as usize >= LOCALS_PER_FRAME {
-            return Err((pc, format!("local index {imm} at pc {pc}, limit is {LOCALS_PER_FRAME} locals per frame")));
+            return Err((
+                pc,
+                format!("local index {imm} at pc {pc}, limit is {LOCALS_PER_FRAME} locals per frame"),
+            ));
         }
         if op.uses_global() && imm as usize >= GLOBALS {
             return Err((pc, format!("global index {imm} at pc {pc}, limit is {GLOBALS} globals")));
         }
         if op == Op::Halt && imm != 0 && Trap::from_code(imm).is_none() {
-            return Err((pc, format!("halt code {imm} at pc {pc} is neither 0 nor a trap code (1..4)")));
+            return Err((
+                pc,
+                format!("halt code {imm} at pc {pc} is neither 0 nor a trap code (1..4)"),
+            ));
         }
         if op.is_branch() {
             let target = pc as i64 + 1 + imm as i32 as i64;
             if target < 0 || target >= n as i64 {
                 return Err((
                     pc,
-                    format!("{} at pc {pc} targets pc {target}, outside the program (0..{})", op.name(), n - 1),
+                    format!(
+                        "{} at pc {pc} targets pc {target}, outside the program (0..{})",
+                        op.name(),
+                        n - 1
+                    ),
                 ));
             }
         }
@@ -226,7 +256,10 @@ fn validate(code: &[Instr]) -> Result<(), (usize, String)> {
     if !last.ends_program() {
         return Err((
             n - 1,
-            format!("the last instruction ({}) can fall off the end; it must be halt, br or return", last.name()),
+            format!(
+                "the last instruction ({}) can fall off the end; it must be halt, br or return",
+                last.name()
+            ),
         ));
     }
     Ok(())
@@ -255,7 +288,10 @@ fn parse_input(e: &Errors, toks: &[Token], mut k: usize) -> Result<Vec<u8>, Pars
                 None => {
                     return Err(e.at(
                         k,
-                        format!("input byte {} is neither a printable character nor two hex digits", k - start),
+                        format!(
+                            "input byte {} is neither a printable character nor two hex digits",
+                            k - start
+                        ),
                     ))
                 }
             },
@@ -270,7 +306,10 @@ fn parse_input(e: &Errors, toks: &[Token], mut k: usize) -> Result<Vec<u8>, Pars
         k += 1;
     }
     if toks.get(k + 1).map(|t| t.text) != Some(INPUT_COMMIT) {
-        return Err(e.at(k + 1, format!("expected {INPUT_COMMIT} after the input's terminating 00")));
+        return Err(e.at(
+            k + 1,
+            format!("expected {INPUT_COMMIT} after the input's terminating 00"),
+        ));
     }
     if k + 2 != toks.len() {
         return Err(e.at(k + 2, "unexpected token after the input section"));
@@ -288,10 +327,15 @@ pub fn is_printable_input(b: u8) -> bool {
 /// the input section does: no NUL, at most `INPUT_BYTES`).
 pub fn check_input(data: &[u8]) -> Result<(), String> {
     if let Some(i) = data.iter().position(|&b| b == 0) {
-        return Err(format!("input: input byte {i} is 00; the input is NUL-terminated and cannot contain it"));
+        return Err(format!(
+            "input: input byte {i} is 00; the input is NUL-terminated and cannot contain it"
+        ));
     }
     if data.len() > INPUT_BYTES {
-        return Err(format!("input: input is {} bytes, over the limit of {INPUT_BYTES}", data.len()));
+        return Err(format!(
+            "input: input is {} bytes, over the limit of {INPUT_BYTES}",
+            data.len()
+        ));
     }
     Ok(())
 }
@@ -303,7 +347,14 @@ pub fn format_instructions(code: &[Instr]) -> String {
     s.push_str("{\n");
     for ins in code {
         let b = ins.imm.to_le_bytes();
-        s.push_str(&format!("{} {:02x} {:02x} {:02x} {:02x}\n", ins.op.name(), b[0], b[1], b[2], b[3]));
+        s.push_str(&format!(
+            "{} {:02x} {:02x} {:02x} {:02x}\n",
+            ins.op.name(),
+            b[0],
+            b[1],
+            b[2],
+            b[3]
+        ));
     }
     s.push_str("}\n");
     s
@@ -346,25 +397,31 @@ mod tests {
     fn located_errors() {
         assert_eq!(err(""), "p: empty program file (expected '{')");
         assert_eq!(err("halt"), "p:1: token 0 'halt': a program file starts with '{'");
-        assert_eq!(err("{ halt 00 00 00 00"), "p: at end of file: no closing '}' after the instructions");
+        assert_eq!(
+            err("{ halt 00 00 00 00"),
+            "p: at end of file: no closing '}' after the instructions"
+        );
         assert!(err("{\nhalt 00 00 00 00\nnope 00 00 00 00\n}").starts_with("p:3: token 6 'nope': unknown opcode"));
         assert!(err("{\nhalt 00 00 0g 00\n}").starts_with("p:2: token 4 '0g': "));
         assert!(err("{\nhalt 00 00 00\n}").starts_with("p:3: token 5 '}': "));
         assert!(err("{\ni32.const 00 00 00\nhalt 00 00 00 00\n}").starts_with("p:3: token 5 'halt': "));
         assert!(err("{ }").starts_with("p:1: token 1 '}': the program has no instructions"));
         assert!(err("{ halt 00 00 00 00 } x").starts_with("p: at end of file: input section has no terminating 00"));
-        assert!(err("{ halt 00 00 00 00 } x commit(+0,sts=0,bt=0)").starts_with("p:1: token 7 'commit"));
-        assert!(err("{ halt 00 00 00 00 } xy 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 6 'xy': input byte 0"));
-        assert!(err("{ halt 00 00 00 00 } { 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 6 '{': "));
+        assert!(err("{ halt 00 00 00 00 } x commit(+0,sts=0,bt=0)").starts_with("p:1: token 8 'commit"));
+        assert!(err("{ halt 00 00 00 00 } xy 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 7 'xy': input byte 0"));
+        assert!(err("{ halt 00 00 00 00 } { 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 7 '{': "));
         assert!(err("{ halt 00 00 00 00 } 00").starts_with("p: at end of file: expected commit"));
-        assert!(err("{ halt 00 00 00 00 } 00 commit(+0,sts=0,bt=0) 00").starts_with("p:1: token 8 '00': unexpected"));
-        assert!(err("{ halt 00 00 00 00 } ff' 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 6 \"ff'\": "));
+        assert!(err("{ halt 00 00 00 00 } 00 commit(+0,sts=0,bt=0) 00").starts_with("p:1: token 9 '00': unexpected"));
+        assert!(err("{ halt 00 00 00 00 } ff' 00 commit(+0,sts=0,bt=0)").starts_with("p:1: token 7 \"ff'\": "));
     }
 
     #[test]
     fn load_time_checks() {
         let at = |s: &str| err(s).split(':').take(3).collect::<Vec<_>>().join(":");
-        assert_eq!(at("{ halt 00 00 00 00 input_base 00 00 00 00 halt 00 00 00 00 }"), "p:1: token 6 'input_base'");
+        assert_eq!(
+            at("{ halt 00 00 00 00 input_base 00 00 00 00 halt 00 00 00 00 }"),
+            "p:1: token 6 'input_base'"
+        );
         assert!(err("{ local.get 00 01 00 00 halt 00 00 00 00 }").contains("local index 256"));
         assert!(parse("{ local.tee ff 00 00 00 halt 00 00 00 00 }").is_ok());
         assert!(err("{ global.set 00 01 00 00 halt 00 00 00 00 }").contains("global index 256"));
@@ -374,7 +431,7 @@ mod tests {
         assert!(err("{ br 00 00 00 00 }").contains("targets pc 1"));
         assert!(parse("{ br ff ff ff ff }").is_ok());
         assert!(err("{ br fe ff ff ff }").contains("targets pc -1"));
-        assert!(err("{ halt 00 00 00 00 call 00 00 00 00 halt 00 00 00 00 }").contains("call at pc 1 targets pc 2"));
+        assert!(err("{ halt 00 00 00 00 call 01 00 00 00 halt 00 00 00 00 }").contains("call at pc 1 targets pc 3"));
         assert!(err("{ halt 00 00 00 00 i32.const 00 00 00 00 }").contains("can fall off the end"));
         assert!(err("{ br_if ff ff ff ff }").contains("can fall off the end"));
         assert!(parse("{ return 00 00 00 00 }").is_ok());
@@ -394,6 +451,9 @@ mod tests {
     #[test]
     fn canonical_instructions() {
         let p = parse("{ i32.const 0A 00 00 80   halt 00 00 00 00 }").unwrap();
-        assert_eq!(format_instructions(&p.code), "{\ni32.const 0a 00 00 80\nhalt 00 00 00 00\n}\n");
+        assert_eq!(
+            format_instructions(&p.code),
+            "{\ni32.const 0a 00 00 80\nhalt 00 00 00 00\n}\n"
+        );
     }
 }

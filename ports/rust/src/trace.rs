@@ -268,16 +268,31 @@ mod tests {
 
     #[test]
     fn byte_tokens_and_flags() {
-        assert_eq!(render(|t| t.value(0x0403_02ff, 0b0001, 4, PUSH)), "ff' 02 03 04 commit(+1,sts=1,bt=0)\n");
-        assert_eq!(render(|t| t.value(0xffff_ffff, 0b1111, 4, UNARY)), "ff' ff' ff' ff' commit(+0,sts=1,bt=0)\n");
-        assert_eq!(render(|t| t.value(0xabcd, 0, 2, STORE)), "cd ab commit(-2,sts=0,bt=0)\n");
+        assert_eq!(
+            render(|t| t.value(0x0403_02ff, 0b0001, 4, PUSH)),
+            "ff' 02 03 04 commit(+1,sts=1,bt=0)\n"
+        );
+        assert_eq!(
+            render(|t| t.value(0xffff_ffff, 0b1111, 4, UNARY)),
+            "ff' ff' ff' ff' commit(+0,sts=1,bt=0)\n"
+        );
+        assert_eq!(
+            render(|t| t.value(0xabcd, 0, 2, STORE)),
+            "cd ab commit(-2,sts=0,bt=0)\n"
+        );
         assert_eq!(render(|t| t.value(0x41, 0, 1, STORE)), "41 commit(-2,sts=0,bt=0)\n");
     }
 
     #[test]
     fn lines() {
-        assert_eq!(render(|t| t.branch(0xffff_fffe, 0, BR)), "branch_taken\nfe ff ff ff commit(+0,sts=0,bt=1)\n");
-        assert_eq!(render(|t| t.branch(3, 0, CALL)), "branch_taken\n03 00 00 00 call_commit\n");
+        assert_eq!(
+            render(|t| t.branch(0xffff_fffe, 0, BR)),
+            "branch_taken\nfe ff ff ff commit(+0,sts=0,bt=1)\n"
+        );
+        assert_eq!(
+            render(|t| t.branch(3, 0, CALL)),
+            "branch_taken\n03 00 00 00 call_commit\n"
+        );
         assert_eq!(render(|t| t.out(b'A')), "out(A)\n");
         assert_eq!(render(|t| t.out(b'{')), "out({)\n");
         assert_eq!(render(|t| t.out(b' ')), "out(20)\n");
@@ -289,7 +304,10 @@ mod tests {
     #[test]
     fn input_section_tokens() {
         assert_eq!(render(|t| t.input_section(b"")), "00 commit(+0,sts=0,bt=0)\n");
-        assert_eq!(render(|t| t.input_section(b"a }\x7f~")), "a 7d 20 7f ~ 00 commit(+0,sts=0,bt=0)\n");
+        assert_eq!(
+            render(|t| t.input_section(b"a }\x7f~")),
+            "a 20 7d 7f ~ 00 commit(+0,sts=0,bt=0)\n"
+        );
     }
 
     #[test]

@@ -1,0 +1,271 @@
+"""Property-based differential testing: random valid, terminating WAT programs
+(conformance/strategies.py) are compiled by the toolchain and run on each
+backend, the reference executor and wasmtime; all must agree (status, output,
+and the machine traces token for token).
+
+The number of programs per backend comes from the Hypothesis profile
+(conformance/hypothesis_profiles.py, ISOWASM_HYPOTHESIS_PROFILE). A failure
+is shrunk to a minimal module; the assertion message holds its WAT text and
+the runner's report (first divergent token, instruction, both sides).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+
+import pytest
+import wasmtime
+from hypothesis import HealthCheck, Phase, given, note, settings
+
+from conformance import hypothesis_profiles as profiles
+from conformance.strategies import Module, modules, render
+from isowasm.backends import available_backends, required_backends
+from isowasm.backends.base import Case
+from spec.result import BUDGET, TRAPPED
+
+try:
+    from isowasm.toolchain import compile_source
+except ImportError as e:  # pragma: no cover - only while the toolchain is being written
+    compile_source = None
+    _NO_TOOLCHAIN = f"isowasm.toolchain.compile_source is unavailable: {e}"
+
+try:
+    from isowasm.runner import compare_case
+except ImportError as e:  # pragma: no cover
+    compare_case = None
+    _NO_RUNNER = f"isowasm.runner.compare_case is unavailable: {e}"
+
+MAX_STEPS = 5_000_000        # generated programs run far below this (see strategies.MAX_MULT)
+WASMTIME_FUEL = 5_000_000    # wasm instructions; generated programs use a few thousand
+
+_AVAILABLE = available_backends()
+
+# wasmtime turns a hardware divide fault (SIGFPE) inside wasm code into a trap
+# with its own signal handler. pytest's faulthandler plugin installs its
+# handler after conftest.py has already created wasmtime engines, so it runs
+# first and aborts the process ("Fatal Python error: Floating point
+# exception") on the first `i32.div_u x 0` that wasmtime executes. Disabling
+# it restores wasmtime's handler (the clean fix: create engines lazily, or run
+# pytest with -p no:faulthandler).
+if faulthandler.is_enabled():
+    faulthandler.disable()
+
+
+def _backend_params():
+    out = []
+    required = required_backends()
+    for name, b in _AVAILABLE.items():
+        if name == "wasmtime":
+            continue
+        if isinstance(b, str):
+            marks = () if name in required else pytest.mark.skip(reason=b)
+            out.append(pytest.param(name, id=name, marks=marks))
+        else:
+            out.append(pytest.param(name, id=name))
+    return out
+
+
+def _need(name: str):
+    b = _AVAILABLE.get(name)
+    if b is None or isinstance(b, str):
+        pytest.fail(f"backend {name} is unavailable: {b}")
+    return b
+
+
+def _need_pipeline() -> None:
+    if compile_source is None:
+        pytest.skip(_NO_TOOLCHAIN)
+    if compare_case is None:
+        pytest.skip(_NO_RUNNER)
+
+
+def differential(m: Module, backends) -> tuple[bool, str]:
+    """Compile `m` and compare it on `backends`; (ok, message with the WAT
+    text and the runner's report)."""
+    wat = render(m)
+    try:
+        wasm, program = compile_source(wat, lang="wat", name="hypothesis", input=b"")
+    except Exception as e:
+        return False, f"toolchain rejected a generated program: {type(e).__name__}: {e}\n\n{wat}"
+    case = Case("hypothesis", program, wasm=wasm)
+    cmp = compare_case(case, backends, max_steps=MAX_STEPS)
+    problems = []
+    if not cmp.ok:
+        problems.append("backends disagree")
+    budget = [n for n, r in cmp.results.items() if r.status == BUDGET]
+    if budget:
+        # the generator promises termination well inside MAX_STEPS
+        problems.append(f"step budget exhausted on {', '.join(budget)}")
+    trapped = [n for n, r in cmp.results.items() if r.status == TRAPPED]
+    if trapped and not m.may_trap:
+        # only may_trap programs may trap: anything else is a generator or toolchain bug
+        problems.append(f"a program that must not trap trapped on {', '.join(trapped)}")
+    if not problems:
+        return True, ""
+    return False, ("; ".join(problems) + f"\n\n{cmp.report()}\n\nprogram ({len(program)} "
+                   f"instructions) from this WAT:\n{wat}")
+
+
+def _dedup(backends):
+    seen, out = set(), []
+    for b in backends:
+        if b.name not in seen:
+            seen.add(b.name)
+            out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("backend_name", _backend_params())
+@given(m=modules())
+def test_generated_programs(backend_name, m):
+    _need_pipeline()
+    backends = _dedup([_need(backend_name), _need("reference"), _need("wasmtime")])
+    note(render(m))
+    ok, msg = differential(m, backends)
+    assert ok, msg
+
+
+# ---------------------------------------------------------------------------
+# The generator itself: valid and terminating without any of our code
+
+
+@pytest.fixture(scope="module")
+def fuel_engine():
+    cfg = wasmtime.Config()
+    cfg.consume_fuel = True
+    return wasmtime.Engine(cfg)
+
+
+def run_in_wasmtime(engine: wasmtime.Engine, wat: str, fuel: int = WASMTIME_FUEL):
+    """(status, output, fuel used): status 'halted', 'trapped' or 'fuel'."""
+    store = wasmtime.Store(engine)
+    store.set_fuel(fuel)
+    module = wasmtime.Module(engine, wasmtime.wat2wasm(wat))
+    out = bytearray()
+    out_fn = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []),
+                           lambda v: out.append(v & 0xFF))
+    inst = wasmtime.Instance(store, module, [out_fn])
+    try:
+        inst.exports(store)["compute"](store)
+        status = "halted"
+    except wasmtime.Trap as e:
+        status = "fuel" if e.trap_code == wasmtime.TrapCode.OUT_OF_FUEL else "trapped"
+    return status, bytes(out), fuel - store.get_fuel()
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(m=modules())
+def test_generator_programs_are_valid_and_terminate(fuel_engine, m):
+    wat = render(m)
+    status, _, used = run_in_wasmtime(fuel_engine, wat)
+    assert status != "fuel", f"generated program did not finish within {WASMTIME_FUEL} fuel:\n{wat}"
+    if not m.may_trap:
+        assert status == "halted", f"generated program trapped but may_trap is False:\n{wat}"
+
+
+def test_generator_covers_the_subset():
+    """Every op and construct of the i32 subset occurs in a few hundred programs."""
+    from conformance.strategies import ALL_CONSTRUCTS, constructs, examples
+    seen: set[str] = set()
+    for m in examples(0, 400):
+        seen |= constructs(m)
+    assert not ALL_CONSTRUCTS - seen, f"never generated: {sorted(ALL_CONSTRUCTS - seen)}"
+
+
+def test_generator_is_deterministic():
+    from conformance.strategies import examples
+    a = [render(m) for m in examples(7, 5)]
+    b = [render(m) for m in examples(7, 5)]
+    assert a == b
+
+
+# ---------------------------------------------------------------------------
+# Power: a deliberately broken backend must be caught within the ci budget
+
+
+def _broken_doubles():
+    """(backend, op names whose divergence the report must name)."""
+    try:
+        from conformance import broken_backends as bb
+    except ImportError:
+        bb = None
+    out = []
+    if bb is not None:
+        for cls_name, ops in (("FlipLtBackend", ("i32.lt_u", "i32.lt_s")),
+                              ("NoCarryBackend", ("i32.add",))):
+            cls = getattr(bb, cls_name, None)
+            if cls is not None:
+                out.append(pytest.param(cls, ops, id=cls_name))
+    if not out:
+        out.append(pytest.param(_FlipLt, ("i32.lt_u", "i32.lt_s"), id="flip-lt"))
+    return out
+
+
+class _FlipLt:
+    """Fallback test double: the reference executor with lt_u and lt_s swapped."""
+
+    name = "broken-flip-lt"
+    traces = True
+    needs_wasm = False
+
+    def run(self, case, *, max_steps, trace="none", **kw):
+        from spec.program import Program
+        from spec.reference import run_reference
+        swap = {"lt_u": "lt_s", "lt_s": "lt_u"}
+        p = case.program
+        names = [("i32." + swap[n[4:]]) if n[4:] in swap else n for n in p.names]
+        r = run_reference(Program(names, list(p.imms), p.input, p.source),
+                          max_steps=max_steps, trace=trace)
+        r.backend = self.name
+        return r
+
+    def close(self):
+        pass
+
+
+def _search(double, *, shrink: bool):
+    """Run Hypothesis against [double, reference, wasmtime] with the ci
+    budget; (number of programs tried, the failure message or None)."""
+    _need_pipeline()
+    broken = double() if isinstance(double, type) else double
+    backends = [broken, _need("reference"), _need("wasmtime")]
+    tried = [0]
+    phases = [Phase.generate] + ([Phase.shrink] if shrink else [])
+
+    @settings(max_examples=profiles.CI_EXAMPLES, derandomize=True, database=None,
+              deadline=None, phases=phases, suppress_health_check=list(HealthCheck))
+    @given(m=modules())
+    def search(m):
+        tried[0] += 1
+        ok, msg = differential(m, backends)
+        assert ok, msg
+
+    try:
+        search()
+    except AssertionError as e:
+        return tried[0], str(e)
+    return tried[0], None
+
+
+@pytest.mark.parametrize("double, ops", _broken_doubles())
+def test_power_broken_backend_is_caught(double, ops):
+    """Within the ci budget (generation only; shrinking is the slow test
+    below), a backend with one op subtly wrong is caught, and the report
+    names the first divergent token and the instruction there."""
+    tried, msg = _search(double, shrink=False)
+    assert msg is not None, f"{double.__name__} survived {tried} generated programs"
+    assert "diverge at token" in msg, msg
+    assert any(op in msg for op in ops), f"report does not name {ops}:\n{msg}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("double, ops", _broken_doubles())
+def test_power_shrinks_to_a_small_counterexample(double, ops):
+    """With shrinking, the counterexample is a short, readable module."""
+    tried, msg = _search(double, shrink=True)
+    assert msg is not None
+    assert "diverge at token" in msg and any(op in msg for op in ops), msg
+    wat = msg[msg.index("(module"):]
+    main = wat[wat.index("(func $main"):]
+    assert main.count("\n") <= 12, f"shrunk main is still long:\n{wat}"

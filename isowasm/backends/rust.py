@@ -1,0 +1,71 @@
+"""The Rust port (ports/rust/, Python module `isowasm_rust`).
+
+Built and installed with `pip install ./ports/rust` (what `make rust` runs).
+Programs are handed over as program files (spec.program.format_program);
+the text is cached per Program object, so running one program many times
+formats it once.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+from isowasm.backends.base import Backend, BackendUnavailable, Case
+from spec.program import Program, format_program
+from spec.result import RunResult
+
+_UNBUILT = "rust backend not built: run `make rust`"
+
+
+class RustBackend(Backend):
+    name = "rust"
+    traces = True
+    checkpoint_interval = 16384   # steps between checkpoints (MACHINE.md §5)
+
+    def __init__(self) -> None:
+        try:
+            import isowasm_rust
+        except ImportError:
+            raise BackendUnavailable(_UNBUILT) from None
+        self._mod = isowasm_rust
+        # id(program) -> (weak reference to it, its program file text)
+        self._texts: dict[int, tuple[weakref.ref, str]] = {}
+
+    def _text(self, prog: Program) -> str:
+        key = id(prog)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0]() is prog:
+            return hit[1]
+        text = format_program(prog)
+        try:
+            ref = weakref.ref(prog, lambda _r, key=key, texts=self._texts: texts.pop(key, None))
+        except TypeError:  # not weak-referenceable: do not cache
+            return text
+        self._texts[key] = (ref, text)
+        return text
+
+    def _result(self, d: dict, seconds: float) -> RunResult:
+        return RunResult(
+            backend=self.name, status=d["status"], output=d["output"], trap=d["trap"],
+            trap_pc=d["trap_pc"], steps=d["steps"], tokens=d["tokens"], trace=d["trace"],
+            digest=d["digest"], checkpoints=d["checkpoints"], seconds=seconds,
+        )
+
+    def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
+        t0 = time.perf_counter()
+        # The program file carries the case's input in its input section.
+        d = self._mod.run(self._text(case.program), None, max_steps, trace, self.checkpoint_interval)
+        res = self._result(d, time.perf_counter() - t0)
+        if progress:
+            progress(res.steps, res.tokens)
+        return res
+
+    def run_batch(self, cases: list[Case], max_steps: int, trace: str = "none") -> list[RunResult]:
+        """Many (small) cases in one call into the port; `seconds` of each
+        result is its share of the batch's time."""
+        t0 = time.perf_counter()
+        ds = self._mod.run_batch([(self._text(c.program), None, max_steps) for c in cases], trace,
+                                 self.checkpoint_interval)
+        share = (time.perf_counter() - t0) / max(len(cases), 1)
+        return [self._result(d, share) for d in ds]

@@ -1,0 +1,549 @@
+"""Decoded wasm module -> machine program (spec/MACHINE.md §8).
+
+Layout of the program:
+
+    input_base A
+    prologue: compute's param 0 = A, globals, reserved globals, data segments,
+              the start function
+    compute's body, in the top frame; its end/return is `halt 0`
+    every other function: `local.set` of its params (last first), its body
+    the runtime helpers the program calls (runtime.wat)
+    `halt 4`, the target of failed bounds checks
+
+Structured control is flattened onto labels; branch immediates are resolved
+at the end (`Asm`). The translator tracks the operand stack height, so a
+branch out of a block with surplus values drops them first (wasm unwinds
+the stack; the machine does not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from isowasm.toolchain import lowering
+from isowasm.toolchain.decode import I32, MEM_WIDTH, Function, Module, decode_module
+from isowasm.toolchain.errors import CompileError, unsupported
+from spec import table
+from spec.program import Program
+
+M32 = 0xFFFFFFFF
+PAGE = 65536
+LIMITS = table.limits()
+MACHINE_PAGES = LIMITS["memory_bytes"] // PAGE
+RUNTIME_WAT = Path(__file__).with_name("runtime.wat")
+# Reserved globals, after the program's own, in runtime.wat's order.
+G_MEM_BYTES, G_MEM_PAGES, G_MEM_MAX, G_REM = range(4)
+# Calls to these runtime imports become traps.
+_TRAP_IMPORTS = {"trap_div_zero": 2, "trap_int_overflow": 3}
+
+
+class Asm:
+    """Machine code with symbolic labels for branch, call and return targets."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.imms: list[int] = []
+        self.fixups: list[tuple[int, int]] = []   # (pc, label)
+        self.labels: list[int] = []               # label -> pc (-1 until placed)
+        self.last_label_pc = -1
+
+    def emit(self, name: str, imm: int = 0) -> None:
+        self.names.append(name)
+        self.imms.append(imm & M32)
+
+    def new_label(self) -> int:
+        self.labels.append(-1)
+        return len(self.labels) - 1
+
+    def place(self, label: int) -> None:
+        self.labels[label] = len(self.names)
+        self.last_label_pc = len(self.names)
+
+    def jump(self, name: str, label: int) -> None:
+        """br, br_if, call or return whose immediate is the offset from the
+        next instruction to `label`."""
+        self.fixups.append((len(self.names), label))
+        self.emit(name)
+
+    def pop_const(self) -> int | None:
+        """If the last instruction is an i32.const that nothing branches past
+        (no label after it), remove it and return its value: the top of the
+        stack is then known to be that constant."""
+        if self.names and self.names[-1] == "i32.const" and self.last_label_pc < len(self.names):
+            self.names.pop()
+            return self.imms.pop()
+        return None
+
+    def resolve(self) -> None:
+        for pc, label in self.fixups:
+            self.imms[pc] = (self.labels[label] - (pc + 1)) & M32
+
+
+@dataclass
+class _Frame:
+    kind: str            # block | loop | if | func
+    label: int           # where a branch to this frame goes
+    height: int          # operand stack height at entry
+    arity: int           # results at the end
+    else_label: int = -1
+
+    @property
+    def branch_arity(self) -> int:
+        return 0 if self.kind == "loop" else self.arity
+
+
+class _Context:
+    """What all functions of one program share."""
+
+    def __init__(self, asm: Asm, module: Module, *, runtime: bool, global_base: int,
+                 checks: bool, func_labels: dict[int, int], helpers: "_Helpers | None"):
+        self.asm = asm
+        self.module = module
+        self.runtime = runtime                  # compiling runtime.wat
+        self.global_base = global_base          # first reserved global
+        self.checks = checks                    # bounds-check memory accesses
+        self.func_labels = func_labels          # function index -> entry label
+        self.helpers = helpers
+        self.oob_label = asm.new_label()
+        self.oob_used = False
+
+
+class _Helpers:
+    """Runtime helpers called so far, with their entry labels."""
+
+    def __init__(self, asm: Asm):
+        self.asm = asm
+        self.rt = runtime_module()
+        self.by_name = {name: idx for name, (kind, idx) in self.rt.exports.items() if kind == 0}
+        self.labels: dict[int, int] = {}        # runtime function index -> label
+
+    def label(self, name: str) -> int:
+        return self.label_of(self.by_name[name])
+
+    def label_of(self, index: int) -> int:
+        if index not in self.labels:
+            self.labels[index] = self.asm.new_label()
+        return self.labels[index]
+
+
+@lru_cache(maxsize=1)
+def runtime_module() -> Module:
+    import wasmtime
+
+    return decode_module(wasmtime.wat2wasm(RUNTIME_WAT.read_text()))
+
+
+class _FuncCompiler:
+    def __init__(self, ctx: _Context, func: Function, entry: bool):
+        self.ctx = ctx
+        self.asm = ctx.asm
+        self.f = func
+        self.entry = entry
+        self.nlocals = len(func.type.params) + func.locals
+        self.max_temp = -1
+        self.h = 0
+        self.offset = 0
+
+    # -- the emitter interface used by lowering.py
+    def emit(self, name: str, imm: int = 0) -> None:
+        self.asm.emit(name, imm)
+
+    def temp(self, i: int) -> int:
+        self.max_temp = max(self.max_temp, i)
+        return self.nlocals + i
+
+    def helper(self, name: str) -> None:
+        self.asm.jump("call", self.ctx.helpers.label(name))
+
+    # --
+    def err(self, construct: str, why: str) -> CompileError:
+        return unsupported(construct, why, None if self.ctx.runtime else self.f.index, self.offset)
+
+    def compile(self, entry_label: int) -> None:
+        f = self.f
+        if len(f.type.results) > 1:
+            raise unsupported("multi-value function result", "functions return at most one i32",
+                              f.index, f.offset)
+        for t in f.type.params + f.type.results:
+            if t != I32:
+                raise unsupported("non-i32 function type", "only i32 parameters and results are supported",
+                                  f.index, f.offset)
+        self.asm.place(entry_label)
+        self.entry_label = entry_label
+        if not self.entry:
+            for i in reversed(range(len(f.type.params))):
+                self.emit("local.set", i)
+        ctrl = [_Frame("func", -1, 0, len(f.type.results))]
+        dead = False       # after an unconditional branch, until the frame's else/end
+        dead_depth = 0     # blocks opened inside dead code
+        for ins in f.body:
+            op = ins.op
+            self.offset = ins.offset
+            if dead:
+                if op in ("block", "loop", "if"):
+                    dead_depth += 1
+                    continue
+                if dead_depth:
+                    if op == "end":
+                        dead_depth -= 1
+                    continue
+                if op not in ("else", "end"):
+                    continue
+            if op == "end" or op == "else":
+                fr = ctrl[-1]
+                if op == "else":
+                    if not dead:
+                        self.asm.jump("br", fr.label)
+                    self.asm.place(fr.else_label)
+                    fr.else_label = -1
+                    self.h = fr.height
+                    dead = False
+                    continue
+                ctrl.pop()
+                if fr.kind == "func":
+                    if not dead:
+                        self.emit_return()
+                    break
+                if fr.kind == "if" and fr.else_label >= 0:
+                    self.asm.place(fr.else_label)
+                if fr.kind != "loop":
+                    self.asm.place(fr.label)
+                self.h = fr.height + fr.arity
+                dead = False
+            elif op == "block":
+                ctrl.append(_Frame("block", self.asm.new_label(), self.h, ins.arg))
+            elif op == "loop":
+                fr = _Frame("loop", self.asm.new_label(), self.h, ins.arg)
+                self.asm.place(fr.label)
+                ctrl.append(fr)
+            elif op == "if":
+                self.h -= 1
+                fr = _Frame("if", self.asm.new_label(), self.h, ins.arg, self.asm.new_label())
+                self.emit("i32.eqz")
+                self.asm.jump("br_if", fr.else_label)
+                ctrl.append(fr)
+            elif op == "br":
+                self.branch_to(ctrl, ins.arg)
+                dead = True
+            elif op == "br_if":
+                self.h -= 1
+                self.branch_if(ctrl, ins.arg)
+            elif op == "br_table":
+                self.h -= 1
+                self.br_table(ctrl, *ins.arg)
+                dead = True
+            elif op == "return":
+                self.branch_to(ctrl, len(ctrl) - 1)
+                dead = True
+            elif op == "unreachable":
+                self.emit("halt", 1)
+                dead = True
+            elif op == "nop":
+                pass
+            elif op == "call":
+                self.call(ins.arg)
+            elif op == "drop":
+                self.emit("drop")
+                self.h -= 1
+            elif op == "select":
+                self.emit("select")
+                self.h -= 2
+            elif op in ("local.get", "local.set", "local.tee"):
+                self.emit(op, ins.arg)
+                self.h += {"local.get": 1, "local.set": -1, "local.tee": 0}[op]
+            elif op in ("global.get", "global.set"):
+                g = ins.arg + (self.ctx.global_base if self.ctx.runtime else 0)
+                self.emit(op, g)
+                self.h += 1 if op == "global.get" else -1
+            elif op in MEM_WIDTH:
+                self.memory_access(op, ins.arg)
+            elif op == "memory.size":
+                self.emit("global.get", self.ctx.global_base + G_MEM_PAGES)
+                self.h += 1
+            elif op == "memory.grow":
+                self.helper("mem_grow")
+            elif op == "i32.const":
+                self.emit("i32.const", ins.arg)
+                self.h += 1
+            else:
+                self.numeric(op)
+        if self.nlocals + self.max_temp + 1 > LIMITS["locals_per_frame"]:
+            raise unsupported(f"{self.nlocals} locals", f"a frame holds at most {LIMITS['locals_per_frame']} "
+                              f"locals (params, locals and {self.max_temp + 1} compiler temporaries)",
+                              f.index, f.offset)
+
+    def numeric(self, op: str) -> None:
+        if self.ctx.runtime and op not in lowering.NATIVE:
+            raise self.err(op, "runtime.wat must use native ops only")
+        if op in lowering.BINARY or op in lowering.NATIVE and op != "i32.eqz":
+            self.h -= 1
+            const = self.asm.pop_const() if op in lowering.BINARY else None
+            lowering.lower(op, self, const)
+        else:
+            lowering.lower(op, self)
+
+    def call(self, index: int) -> None:
+        m = self.ctx.module
+        if index < m.num_imported_funcs:
+            mod, name, _ = m.imports[index]
+            if self.ctx.runtime:
+                self.emit("halt", _TRAP_IMPORTS[name])
+            else:
+                self.emit("output")
+                self.h -= 1
+            return
+        ft = m.func_type(index)
+        self.asm.jump("call", self.ctx.func_labels[index])
+        self.h += len(ft.results) - len(ft.params)
+
+    def memory_access(self, op: str, offset: int) -> None:
+        end = offset + MEM_WIDTH[op]
+        if end > LIMITS["memory_bytes"]:
+            # No address can make this access fit; the machine's own check
+            # would see the offset wrapped mod 2^32, so trap here.
+            self.ctx.oob_used = True
+            self.asm.jump("br", self.ctx.oob_label)
+        elif self.ctx.checks:
+            self.bounds_check(end, "store" in op)
+        self.emit(op, offset)
+        self.h -= 2 if "store" in op else 0
+
+    def bounds_check(self, k: int, is_store: bool) -> None:
+        """Trap (halt 4) unless addr + k <= memory size, addr the address
+        below the stored value (stores) or on top (loads), computed exactly
+        as wasm does (no wrap-around): trap iff addr >u size - k, or
+        size < k (then size - k wraps)."""
+        ctx = self.ctx
+        ctx.oob_used = True
+        t_addr, t_val = self.temp(0), self.temp(1)
+        if is_store:
+            self.emit("local.set", t_val)
+        self.emit("local.tee", t_addr)
+        self.emit("global.get", ctx.global_base + G_MEM_BYTES)
+        self.emit("i32.const", k)
+        self.emit("i32.sub")
+        self.emit("i32.gt_u")
+        if k > ctx.module.mem_min * PAGE:
+            self.emit("global.get", ctx.global_base + G_MEM_BYTES)
+            self.emit("i32.const", k)
+            self.emit("i32.lt_u")
+            self.emit("i32.add")
+        self.asm.jump("br_if", ctx.oob_label)
+        self.emit("local.get", t_addr)
+        if is_store:
+            self.emit("local.get", t_val)
+
+    # -- branches
+    def unwind(self, fr: _Frame) -> None:
+        """Drop the values between the frame's base and its branch results."""
+        n = fr.branch_arity
+        surplus = self.h - fr.height - n
+        if surplus <= 0:
+            return
+        if n:
+            t = self.temp(0)
+            self.emit("local.set", t)
+        for _ in range(surplus):
+            self.emit("drop")
+        if n:
+            self.emit("local.get", t)
+
+    def emit_return(self) -> None:
+        if self.entry:
+            self.emit("halt", 0)
+        else:
+            self.asm.jump("return", self.entry_label)
+
+    def branch_to(self, ctrl: list[_Frame], depth: int) -> None:
+        fr = ctrl[-1 - depth]
+        if not (fr.kind == "func" and self.entry):  # halt 0 needs no clean stack
+            self.unwind(fr)
+        if fr.kind == "func":
+            self.emit_return()
+        else:
+            self.asm.jump("br", fr.label)
+
+    def branch_if(self, ctrl: list[_Frame], depth: int) -> None:
+        fr = ctrl[-1 - depth]
+        if fr.kind != "func" and self.h - fr.height == fr.branch_arity:
+            self.asm.jump("br_if", fr.label)
+            return
+        skip = self.asm.new_label()
+        self.emit("i32.eqz")
+        self.asm.jump("br_if", skip)
+        self.branch_to(ctrl, depth)
+        self.asm.place(skip)
+
+    def br_table(self, ctrl: list[_Frame], targets: list[int], default: int) -> None:
+        """Binary search over runs of equal targets: O(log n) compares, each
+        leaf an ordinary branch (with its own unwinding)."""
+        runs: list[list[int]] = []      # [first index, depth]
+        for i, d in enumerate(targets):
+            if runs and runs[-1][1] == d:
+                continue
+            runs.append([i, d])
+        if not runs or runs[-1][1] != default:
+            runs.append([len(targets), default])
+        idx = self.temp(1)
+        self.emit("local.set", idx)
+
+        def tree(lo: int, hi: int) -> None:
+            if hi - lo == 1:
+                self.branch_to(ctrl, runs[lo][1])
+                return
+            mid = (lo + hi) // 2
+            left = self.asm.new_label()
+            self.emit("local.get", idx)
+            self.emit("i32.const", runs[mid][0])
+            self.emit("i32.lt_u")
+            self.asm.jump("br_if", left)
+            tree(mid, hi)
+            self.asm.place(left)
+            tree(lo, mid)
+
+        tree(0, len(runs))
+
+
+def input_address(m: Module) -> int:
+    """Where input_base puts the input (spec §8): (__heap_base + 15) & ~15
+    when exported, else the first 16-aligned address past every data
+    segment, and never 0 (a null pointer is never the input)."""
+    hb = m.exports.get("__heap_base")
+    if hb is not None and hb[0] == 3 and hb[1] < len(m.globals):
+        return (m.globals[hb[1]] + 15) & ~15 & M32
+    end = max([a + len(d) for a, d in m.data] + [1])
+    return (end + 15) & ~15
+
+
+def _check_imports(m: Module) -> None:
+    for i, (mod, name, t) in enumerate(m.imports):
+        ft = m.types[t]
+        if (mod, name) != ("env", "output_byte") or ft.params != (I32,) or ft.results:
+            raise unsupported(f"import {mod}.{name}",
+                              "the only import allowed is the function env.output_byte (i32) -> ()", None, None)
+
+
+def _uses(m: Module, ops: set[str]) -> bool:
+    return any(ins.op in ops for f in m.funcs for ins in f.body)
+
+
+def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Program:
+    _check_imports(m)
+    exp = m.exports.get("compute")
+    if exp is None or exp[0] != 0:
+        raise CompileError("no exported function `compute` (the entry point, spec §8)", construct="compute")
+    entry = exp[1]
+    if entry < m.num_imported_funcs:
+        raise CompileError("`compute` is an import; it must be defined by the module", construct="compute")
+    et = m.func_type(entry)
+    if et.params not in ((), (I32,)) or len(et.results) > 1:
+        raise CompileError("`compute` must take no parameter or one i32 (the input address)",
+                           construct="compute", func=entry)
+    if m.mem_min is not None and m.mem_min > MACHINE_PAGES:
+        raise CompileError(f"memory of {m.mem_min} pages: the machine has {MACHINE_PAGES} "
+                           f"({LIMITS['memory_bytes']} bytes)", construct="memory")
+    if len(m.globals) + 4 > LIMITS["globals"]:
+        raise CompileError(f"{len(m.globals)} globals: the machine has {LIMITS['globals']}, "
+                           f"4 of them reserved by the toolchain", construct="global")
+
+    mem_min = m.mem_min or 0
+    checks = mem_min < MACHINE_PAGES and _uses(m, set(MEM_WIDTH))
+    asm = Asm()
+    func_labels = {f.index: asm.new_label() for f in m.funcs}
+    helpers = _Helpers(asm)
+    gbase = len(m.globals)
+    ctx = _Context(asm, m, runtime=False, global_base=gbase, checks=checks,
+                   func_labels=func_labels, helpers=helpers)
+
+    # Prologue.
+    addr = input_address(m)
+    asm.emit("input_base", addr)
+    if et.params:
+        asm.emit("i32.const", addr)
+        asm.emit("local.set", 0)
+    for i, v in enumerate(m.globals):
+        if v:
+            asm.emit("i32.const", v)
+            asm.emit("global.set", i)
+    if checks or _uses(m, {"memory.size", "memory.grow"}):
+        mem_max = min(MACHINE_PAGES, MACHINE_PAGES if m.mem_max is None else m.mem_max)
+        for g, v in ((G_MEM_BYTES, mem_min * PAGE), (G_MEM_PAGES, mem_min), (G_MEM_MAX, mem_max)):
+            if v:
+                asm.emit("i32.const", v)
+                asm.emit("global.set", gbase + g)
+    _data_segments(asm, m, mem_min * PAGE)
+    if m.start is not None:
+        asm.jump("call", func_labels[m.start])
+
+    # compute runs in the top frame; functions follow, then the helpers.
+    fe = m.funcs[entry - m.num_imported_funcs]
+    _FuncCompiler(ctx, fe, entry=True).compile(asm.new_label())
+    called = {ins.arg for f in m.funcs for ins in f.body if ins.op == "call"} | {m.start}
+    for f in m.funcs:
+        if f.index != entry or entry in called:
+            _FuncCompiler(ctx, f, entry=False).compile(func_labels[f.index])
+    _compile_helpers(asm, helpers, gbase)
+    if ctx.oob_used:
+        asm.place(ctx.oob_label)
+        asm.emit("halt", 4)
+    asm.resolve()
+    if len(asm.names) > LIMITS["max_instructions"]:
+        raise CompileError(f"program of {len(asm.names)} instructions: the machine holds at most "
+                           f"{LIMITS['max_instructions']}", construct="program size")
+    return Program(asm.names, asm.imms, input, name)
+
+
+def _data_segments(asm: Asm, m: Module, mem_bytes: int) -> None:
+    """Active data segments as stores of their non-zero 4-byte words (memory
+    starts zeroed). A segment outside the memory fails instantiation in
+    wasm; here the program traps oob before running anything."""
+    for a, data in m.data:
+        if a + len(data) > mem_bytes:
+            asm.emit("halt", 4)
+            return
+        for i in range(0, len(data) - 3, 4):
+            word = int.from_bytes(data[i:i + 4], "little")
+            if word:
+                asm.emit("i32.const", a + i)
+                asm.emit("i32.const", word)
+                asm.emit("i32.store")
+        for i in range(len(data) & ~3, len(data)):
+            if data[i]:
+                asm.emit("i32.const", a + i)
+                asm.emit("i32.const", data[i])
+                asm.emit("i32.store8")
+
+
+def _compile_helpers(asm: Asm, helpers: _Helpers, gbase: int) -> None:
+    """Compile each runtime helper the program called, and those they call,
+    with runtime globals mapped onto the reserved ones."""
+    rt = helpers.rt
+    labels = _LabelMap(helpers)
+    ctx = _Context(asm, rt, runtime=True, global_base=gbase, checks=False,
+                   func_labels=labels, helpers=helpers)
+    done: set[int] = set()
+    while True:
+        todo = [i for i in helpers.labels if i not in done]
+        if not todo:
+            break
+        for i in todo:
+            done.add(i)
+            f = rt.funcs[i - rt.num_imported_funcs]
+            _FuncCompiler(ctx, f, entry=False).compile(helpers.labels[i])
+
+
+class _LabelMap(dict):
+    """Runtime function index -> label, created on first use."""
+
+    def __init__(self, helpers: _Helpers):
+        super().__init__()
+        self.helpers = helpers
+
+    def __missing__(self, index: int) -> int:
+        return self.helpers.label_of(index)
+
+
+def compile_bytes(wasm: bytes, input: bytes = b"", name: str = "<wasm>") -> Program:
+    return compile_module(decode_module(wasm), input, name)

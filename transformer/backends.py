@@ -1,0 +1,153 @@
+"""Backends that run the analytic transformer: `GraphBackend` evaluates the
+DSL graph exactly; `TorchBackend` runs the built weights in PyTorch (float64,
+KV cache, greedy argmax). Both generate the trace token by token from the
+program file as the prompt.
+
+Registry strings: ``transformer.backends:GraphBackend`` ("transformer-graph")
+and ``transformer.backends:TorchBackend`` ("transformer-torch").
+"""
+
+from __future__ import annotations
+
+import time
+
+from isowasm.backends.base import Backend, BackendUnavailable, Case
+from spec.program import format_program, input_line
+from spec.result import BUDGET, HALTED, TRAPPED, RunResult
+from spec.trace import digest_text
+from transformer import vocab
+
+_MACHINE = None
+
+
+def machine():
+    """The machine graph (built once per process)."""
+    global _MACHINE
+    if _MACHINE is None:
+        from transformer.machine import Machine
+        _MACHINE = Machine()
+    return _MACHINE
+
+
+class Unsupported(ValueError):
+    """The program lies outside the construction's documented horizon."""
+
+
+def check_supported(prog) -> None:
+    if prog.names and prog.names[0] == "input_base":
+        for i, (n, imm) in enumerate(zip(prog.names, prog.imms)):
+            if n in ("br", "br_if", "call"):
+                off = imm - (1 << 32) if imm >= 1 << 31 else imm
+                if i + 1 + off == 0:
+                    raise Unsupported(f"pc {i}: {n} to pc 0, which is input_base (re-executing it emits no "
+                                      "tokens; outside the transformer's horizon)")
+
+
+def prompt_tokens(prog) -> list[str]:
+    return format_program(prog).split()
+
+
+class GraphModel:
+    """Next-token interface over the exact evaluator."""
+
+    def __init__(self):
+        from transformer.graph import Evaluator
+        from transformer.machine import readout
+        m = machine()
+        self.m = m
+        self.ev = Evaluator(m.g)
+        self.rows = [([(n.id, c) for n, c in terms], const) for terms, const in readout(m)]
+        self.pc_id = m.diag["pc_raw"].id
+
+    def feed_prompt(self, toks):
+        for t in toks:
+            self.ev.feed(t)
+
+    def feed(self, tok):
+        self.ev.feed(tok)
+
+    def next_token(self) -> str:
+        v = self.ev.vals
+        best, bi = None, -1
+        for i, (terms, const) in enumerate(self.rows):
+            s = const
+            for j, c in terms:
+                s += c * v[j]
+            if best is None or s > best:
+                best, bi = s, i
+        return vocab.TOKENS[bi]
+
+    def pc(self):
+        return int(self.ev.vals[self.pc_id])
+
+
+def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, backend: str) -> RunResult:
+    t0 = time.perf_counter()
+    prog = case.program
+    check_supported(prog)
+    data = prog.input
+    has_ib = bool(prog.names) and prog.names[0] == "input_base"
+    steps = 1 if (has_ib and max_steps >= 1) else 0
+    model.feed_prompt(prompt_tokens(prog))
+    emitted: list[str] = []
+    out = bytearray()
+    status, trap, trap_pc = None, None, None
+    out0 = vocab.INDEX["out(00)"]
+    while steps < max_steps:
+        t = model.next_token()
+        emitted.append(t)
+        if t in vocab.STEP_END:
+            steps += 1
+            if t.startswith("out("):
+                out.append(vocab.INDEX[t] - out0)
+        if t == "halt":
+            status = HALTED
+            break
+        if t.startswith("trap("):
+            status, trap = TRAPPED, t[5:-1]
+            trap_pc = model.pc()
+            break
+        model.feed(t)
+        if progress and t in vocab.STEP_END and steps % 4096 == 0:
+            progress(steps, len(data) + 2 + len(emitted))
+    res = RunResult(backend=backend, status=status or BUDGET, output=bytes(out), trap=trap, trap_pc=trap_pc,
+                    steps=steps, tokens=len(data) + 2 + len(emitted))
+    if trace != "none":
+        parts = [input_line(data)]
+        for t in emitted:
+            parts.append(t + ("\n" if t in vocab.LINE_END else " "))
+        text = "".join(parts)
+        res.digest = digest_text(text)
+        if trace == "text":
+            res.trace = text
+    res.seconds = time.perf_counter() - t0
+    res.extra["tok_per_s"] = len(emitted) / res.seconds if res.seconds > 0 else None
+    return res
+
+
+class GraphBackend(Backend):
+    """The DSL graph, evaluated exactly (Python integers and Fractions)."""
+
+    name = "transformer-graph"
+
+    def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
+        return generate(GraphModel(), case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
+
+
+class TorchBackend(Backend):
+    """The built weights (transformer/build/) in a standard PyTorch module."""
+
+    name = "transformer-torch"
+
+    def __init__(self, path: str | None = None):
+        try:
+            import torch  # noqa: F401
+            import safetensors  # noqa: F401
+        except ImportError as e:
+            raise BackendUnavailable(f"transformer-torch needs torch and safetensors: {e}") from None
+        from transformer.model import load_model
+        self.model = load_model(path)
+
+    def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
+        return generate(self.model.session(), case, max_steps=max_steps, trace=trace, progress=progress,
+                        backend=self.name)
