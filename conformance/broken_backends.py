@@ -16,6 +16,8 @@ fault, so a suite that lets one pass cannot tell a faulty port from a good one.
 
 from __future__ import annotations
 
+import hashlib
+
 from isowasm.backends.base import Case
 from isowasm.backends.reference import ReferenceBackend
 from spec.program import Program
@@ -49,14 +51,33 @@ class DroppedCarryBackend(ReferenceBackend):
             return res
         names = case.program.names
         lines = res.trace.split("\n")
-        for i, (_, pc) in enumerate(annotate_lines(case.program, res.trace)):
+        steps = annotate_lines(case.program, res.trace)   # (0-based step, pc) per line
+        for i, (_, pc) in enumerate(steps):
             if pc is not None and names[pc] == "i32.add":
                 lines[i] = lines[i].replace("'", "")
         text = "\n".join(lines)
         res.digest = digest_text(text)
-        res.checkpoints = None   # not kept; the runner localises with a traced re-run
+        res.checkpoints = _checkpoints(lines, steps, [s for s, _ in res.checkpoints or []])
         res.trace = text if trace == "text" else None
         return res
+
+
+def _checkpoints(lines: list[str], steps: list, at: list[int]) -> list[tuple[int, str]]:
+    """The digests of the rewritten trace after `at` steps each (where the
+    reference took its checkpoints), so the runner can localise a divergence
+    without re-running everything."""
+    out = []
+    h = hashlib.sha256()
+    pending = iter(at)
+    nxt = next(pending, None)
+    for line, (step, _) in zip(lines, steps):
+        if nxt is not None and step is not None and step >= nxt:   # the first line of step nxt + 1
+            out.append((nxt, h.hexdigest()))
+            nxt = next(pending, None)
+        h.update((line + "\n").encode("ascii"))
+    if nxt is not None:   # a checkpoint at the very end (an exhausted budget)
+        out.append((nxt, h.hexdigest()))
+    return out
 
 
 DOUBLES = (SwappedLtBackend, DroppedCarryBackend)

@@ -301,6 +301,10 @@ class Module:
     def __str__(self) -> str:
         return render(self)
 
+    def __repr__(self) -> str:
+        # what Hypothesis prints as the falsifying example: the module itself
+        return "<module\n" + render(self) + ">"
+
 
 # ---------------------------------------------------------------------------
 # Rendering: AST -> S-expressions -> indented folded WAT
@@ -383,8 +387,8 @@ def _expr(e) -> S:
         return S(f"block ${e.label} (result i32)", _stmts(e.body) + [_expr(e.value)], multi=True)
     if t is Switch:
         n = len(e.labels) - 1
-        labels = " ".join("$" + e.labels[i] for i in e.targets)
-        inner = S(f"br_table {labels} ${e.labels[e.default]}", [_expr(e.value), _expr(e.index)])
+        labels = " ".join("$" + e.labels[i] for i in e.targets + (e.default,))
+        inner = S(f"br_table {labels}", [_expr(e.value), _expr(e.index)])
         node = S(f"block ${e.labels[n]} (result i32)", [inner], multi=True)
         for k in range(n - 1, -1, -1):
             op, operand = e.levels[k]
@@ -467,15 +471,18 @@ OUT4 = """\
 
 
 def _dump(m: Module, main: Func) -> list[S]:
-    """Output every main local, every global and a checksum of the store region."""
-    out = [S("call $out4", [S(f"local.get ${n}")]) for n in main.params + main.locals
-           if not n.startswith("d_")]
+    """Output main's own locals (not loop counters or division temps), every
+    global and a checksum of the region stores can reach."""
+    out = [S("call $out4", [S(f"local.get ${n}")]) for n in main.locals if n.startswith("x")]
     out += [S("call $out4", [S(f"global.get ${g[0]}")]) for g in m.globals]
     i, h = "d_i", "d_h"
     body = [
         S("br_if $d_end", [S("i32.ge_u", [S(f"local.get ${i}"), _const(DUMP_BYTES)])]),
-        S(f"local.set ${h}", [S("i32.xor", [S("i32.rotl", [S(f"local.get ${h}"), _const(5)]),
-                                            S("i32.load", [S(f"local.get ${i}")])])]),
+        # h = 3h + word: machine-native adds only, so the dump stays cheap
+        S(f"local.set ${h}", [S("i32.add", [
+            S("i32.add", [S("i32.add", [S(f"local.get ${h}"), S(f"local.get ${h}")]),
+                          S(f"local.get ${h}")]),
+            S("i32.load", [S(f"local.get ${i}")])])]),
         S(f"local.set ${i}", [S("i32.add", [S(f"local.get ${i}"), _const(4)])]),
         S("br $d_loop"),
     ]
@@ -576,8 +583,18 @@ CONSTS = st.one_of(st.integers(0, 16), st.sampled_from(INTERESTING),
                    st.integers(-0x80000000, 0x7FFFFFFF))
 
 
+_INTS: dict = {}
+
+
+def _ints(lo: int, hi: int):
+    s = _INTS.get((lo, hi))
+    if s is None:
+        s = _INTS[(lo, hi)] = st.integers(lo, hi)
+    return s
+
+
 def _pick(draw, seq):
-    return seq[draw(st.integers(0, len(seq) - 1))]
+    return seq[draw(_ints(0, len(seq) - 1))]
 
 
 def _weighted(draw, pairs):
@@ -618,7 +635,7 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         return GlobalGet(_pick(draw, ctx.globals)[0])
     if k == "load":
         op = _pick(draw, list(LOADS))
-        addr, off, mask = _gen_addr(draw, ctx, d)
+        addr, off, mask = _gen_addr(draw, ctx, d, LOADS[op])
         return Load(op, addr, off, mask)
     if k == "binop":
         op = _pick(draw, BINOPS)
@@ -636,6 +653,9 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         if ctx.may_trap:
             guarded = not draw(st.booleans())
         guard = None
+        if not guarded and op == "i32.div_s" and draw(_ints(0, 2)) == 2:
+            # INT_MIN / -1 traps int_overflow when a's sign bit is set at run time
+            a, b = Binop("i32.and", a, Const(INT_MIN)), Const(-1)
         if guarded:
             ta = ctx.hidden_local("ta") if op == "i32.div_s" else ""
             guard = (ta, ctx.hidden_local("tb"))
@@ -666,7 +686,7 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         ctx.labels.pop()
         return BlockExpr(label, body, v)
     if k == "switch":
-        n = draw(st.integers(1, 3))
+        n = draw(_ints(1, 3))
         base = ctx.fresh("s")
         labels = tuple(f"{base}_{i}" for i in range(n + 1))
         levels = []
@@ -678,23 +698,33 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         idx = draw(_expr_st(ctx, d))
         del ctx.labels[-(n + 1):]
         targets = tuple(draw(st.lists(st.integers(0, n), min_size=0, max_size=n + 1)))
-        default = draw(st.integers(0, n))
+        default = draw(_ints(0, n))
         return Switch(labels, v, idx, targets, default, tuple(levels))
     if k == "memsize":
         return MemorySize()
     if k == "memgrow":
-        return MemoryGrow(Const(draw(st.integers(0, 2))))
+        return MemoryGrow(Const(draw(_ints(0, 2))))
     raise AssertionError(k)
 
 
-def _gen_addr(draw, ctx: Ctx, depth: int):
+def _gen_addr(draw, ctx: Ctx, depth: int, width: int):
+    """(address expression, offset, mask): the access is at
+    ((addr & mask) + offset). Mostly inside the small store region; sometimes
+    at the very end of the initial memory (exercising the exact bounds), and
+    in may_trap modules sometimes past it."""
     off = _pick(draw, OFFSETS)
+    where = _pick(draw, ["low", "low", "low", "end", "low"])
+    if where == "end":
+        size = ctx.memory[0] * PAGE
+        lo = -4 if ctx.may_trap else 0        # negative: straddles or passes the end
+        k = draw(_ints(lo, 7))
+        return Const(size - width - off - k), off, 0xFFFFFFFF
     mask = ADDR_MASK
-    if ctx.may_trap and ctx.memory[0] == 1 and draw(st.integers(0, 7)) == 7:
+    if ctx.may_trap and ctx.memory[0] == 1 and draw(_ints(0, 3)) == 3:
         mask = OOB_MASK
     if depth > 0 and draw(st.booleans()):
         return draw(_expr_st(ctx, depth)), off, mask
-    return Const(draw(st.integers(0, mask))), off, mask
+    return Const(draw(_ints(0, mask))), off, mask
 
 
 def _gen_block(draw, ctx: Ctx, depth: int, max_len: int, prefer_label: str | None = None,
@@ -744,7 +774,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         return SetGlobal(_pick(draw, [g for g in ctx.globals if g[1]])[0], draw(_expr_st(ctx, edepth)))
     if k == "store":
         op = _pick(draw, list(STORES))
-        addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2))
+        addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2), STORES[op])
         return Store(op, addr, off, mask, draw(_expr_st(ctx, edepth)))
     if k == "drop":
         return Drop(draw(_expr_st(ctx, edepth)))
@@ -775,7 +805,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         if draw(st.booleans()):
             trips = Binop("i32.and", draw(_expr_st(ctx, min(edepth, 2))), Const(mask))
         else:
-            trips = Const(draw(st.integers(0, mask)))
+            trips = Const(draw(_ints(0, mask)))
         counter = ctx.hidden_local("c")
         brk, cont = ctx.fresh("brk"), ctx.fresh("cont")
         saved = ctx.mult
@@ -798,7 +828,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     if k == "br_table":
         label, kind = _pick(draw, ctx.labels[::-1])
         same = [x for x in ctx.labels if (x[1] == "i32") == (kind == "i32")]
-        targets = tuple(_pick(draw, same)[0] for _ in range(draw(st.integers(0, 3))))
+        targets = tuple(_pick(draw, same)[0] for _ in range(draw(_ints(0, 3))))
         idx = draw(_expr_st(ctx, min(edepth, 2)))
         return BrTable(targets, label, idx, _value_for(draw, ctx, kind, edepth))
     if k == "return":
@@ -837,22 +867,25 @@ def _helper_st(draw, env: dict, sigs: list):
     """One helper function; it may call the helpers generated before it, so
     the call graph is acyclic (main may call them all)."""
     name = f"f{len(sigs) + 1}"
-    nparams = draw(st.integers(0, 3))
+    nparams = draw(_ints(0, 3))
     result = draw(st.booleans())
     ctx = Ctx(env["may_trap"], env["memory"], env["globals"], list(sigs), False, result, [],
               budget=env["budget"] // 2)
-    f = _gen_func(draw, name, ctx, nparams, draw(st.integers(0, 2)), env["max_stmts"] // 2, 2)
+    f = _gen_func(draw, name, ctx, nparams, draw(_ints(0, 2)), env["max_stmts"] // 2, 2)
     sigs.append(FuncSig(f.name, nparams, result, f.weight))
     return f
 
 
 @st.composite
 def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
-            allow_traps: bool = True) -> Module:
-    """A random valid, terminating module (see the module docstring)."""
+            allow_traps: bool = True, force_traps: bool = False) -> Module:
+    """A random valid, terminating module (see the module docstring).
+
+    allow_traps: about one module in ten may trap (unguarded division,
+    `unreachable`, out-of-bounds access); force_traps: every one may."""
     memory = _pick(draw, MEMORIES)
-    may_trap = allow_traps and draw(st.integers(0, 9)) == 9
-    ng = draw(st.integers(0, 3))
+    may_trap = force_traps or (allow_traps and draw(_ints(0, 9)) == 9)
+    ng = draw(_ints(0, 3))
     globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(st.booleans()), draw(CONSTS))
                      for i in range(ng))
     gl = [(g[0], g[1]) for g in globals_]
@@ -861,8 +894,8 @@ def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
     sigs: list[FuncSig] = []
     helpers = draw(st.lists(_helper_st(env, sigs), max_size=max_funcs))
     ctx = Ctx(may_trap, memory, gl, sigs, True, False, [], budget=budget)
-    main = _gen_func(draw, "main", ctx, 0, draw(st.integers(0, 4)), max_stmts, 3)
-    dump = draw(st.integers(0, 2)) > 0     # shrinks to False
+    main = _gen_func(draw, "main", ctx, 0, draw(_ints(0, 4)), max_stmts, 3)
+    dump = draw(_ints(0, 2)) > 0     # shrinks to False
     return Module(memory, data, globals_, (main, *helpers), may_trap, dump)
 
 

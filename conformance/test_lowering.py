@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import random
 
 import pytest
 import wasmtime
@@ -186,9 +187,22 @@ def test_binary_constant_right_operand(op):
     check_against_wasmtime(const_wat(op, _left_values(op), _right_values(op)))
 
 
+@pytest.mark.parametrize("op", BINARY)
+def test_binary_random_operands(op):
+    # Beyond the edges: random values with random bit patterns, seeded by
+    # the op's name so every run tests the same ones.
+    rng = random.Random(op)
+    left = [rng.getrandbits(32) for _ in range(12)] + [rng.getrandbits(rng.randint(1, 31)) for _ in range(8)]
+    right = [rng.getrandbits(32) for _ in range(8)] + [rng.getrandbits(rng.randint(1, 31)) | 1 for _ in range(8)]
+    right = [v for v in right if v]
+    check_against_wasmtime(runtime_wat(op, left, right))
+    check_against_wasmtime(const_wat(op, left, right))
+
+
 @pytest.mark.parametrize("op", UNARY)
 def test_unary(op):
-    check_against_wasmtime(unary_wat(op, UNARY_VALUES))
+    rng = random.Random(op)
+    check_against_wasmtime(unary_wat(op, UNARY_VALUES + [rng.getrandbits(32) for _ in range(32)]))
 
 
 @pytest.mark.parametrize("op", ["i32.div_s", "i32.div_u", "i32.rem_s", "i32.rem_u"])

@@ -132,12 +132,13 @@ def test_memory_all_widths_signs_and_offsets():
         for op in ("i32.load", "i32.load8_u", "i32.load8_s", "i32.load16_u", "i32.load16_s"):
             for off in (0, 1, 2):
                 items += [const(base), (op, off), ("output",)]
-    # wrap-around: ea = (addr + off) mod 2^32 lands inside memory
-    items += [const(0xFFFFFFFF), ("i32.load8_u", 0x41), ("output",)]
     items += [const(MEM - 4), ("i32.load", 0), ("output",), const(MEM - 1), const(0x5A), ("i32.store8", 0)]
     items += [const(MEM - 2), ("i32.load16_s", 0), ("output",), ("halt", 0)]
     r = agree(asm(items, b"AB\x80\xff"))
     assert r["status"] == "halted"
+    # no wrap-around: 0xffffffff + 0x41 is past 2^32, out of bounds as in wasm
+    r = agree(asm([const(0xFFFFFFFF), ("i32.load8_u", 0x41), ("output",), ("halt", 0)]))
+    assert (r["status"], r["trap"]) == ("trapped", "oob")
 
 
 def test_branches_calls_returns():

@@ -208,3 +208,12 @@ def test_table_lists_35_ops_and_the_pseudo_op():
     assert len(table.ops()) == 35
     assert [p["name"] for p in table.machine()["pseudo_ops"]] == ["input_base"]
     assert set(table.trap_by_code()) == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("be", backend_params())
+def test_effective_address_does_not_wrap(be):
+    # 0xffffffff + offset 1 is 2^32: out of bounds (as in wasm), not address 0.
+    _, r = _run(be, [("i32.const", 0xFFFFFFFF), ("i32.load8_u", 1), ("halt", 0)])
+    assert (r.status, r.trap) == ("trapped", "oob")
+    _, r = _run(be, [("i32.const", 0xFFFFFFF0), ("i32.const", 7), ("i32.store", 0x20), ("halt", 0)])
+    assert (r.status, r.trap) == ("trapped", "oob")

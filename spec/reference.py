@@ -113,7 +113,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 if tracing: ev((pc, v, 0))
                 pc += 1
             elif op == LOAD:
-                ea = (stack[-1] + imm) & M32
+                ea = stack[-1] + imm
                 if ea + 4 > memsize:
                     trap = "oob"; break
                 if mv32 is not None and not ea & 3:
@@ -125,7 +125,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 pc += 1
             elif op == STORE:
                 v = pop()
-                ea = (pop() + imm) & M32
+                ea = pop() + imm
                 if ea + 4 > memsize:
                     trap = "oob"; break
                 if mv32 is not None and not ea & 3:
@@ -168,7 +168,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 if tracing: ev((pc, v, 0))
                 pc += 1
             elif op == LOAD8U or op == LOAD8S:
-                ea = (stack[-1] + imm) & M32
+                ea = stack[-1] + imm
                 if ea + 1 > memsize:
                     trap = "oob"; break
                 v = mem[ea]
@@ -179,7 +179,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 if tracing: ev((pc, v, f))
                 pc += 1
             elif op == LOAD16U or op == LOAD16S:
-                ea = (stack[-1] + imm) & M32
+                ea = stack[-1] + imm
                 if ea + 2 > memsize:
                     trap = "oob"; break
                 v = mem[ea] | mem[ea + 1] << 8
@@ -191,7 +191,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 pc += 1
             elif op == STORE8:
                 v = pop()
-                ea = (pop() + imm) & M32
+                ea = pop() + imm
                 if ea + 1 > memsize:
                     trap = "oob"; break
                 mem[ea] = v & 0xFF
@@ -200,7 +200,7 @@ def _run_slice(m: Machine, limit: int, ev) -> None:
                 pc += 1
             elif op == STORE16:
                 v = pop()
-                ea = (pop() + imm) & M32
+                ea = pop() + imm
                 if ea + 2 > memsize:
                     trap = "oob"; break
                 mem[ea] = v & 0xFF

@@ -17,11 +17,14 @@ Heads come in three modes:
   (a running sum, once multiplied by the position count by one neuron);
 * ``latest`` - exact-match lookup: among the positions j <= i where ``write``
   is 1 and the key address equals the query address (a tuple of small
-  non-negative integers), the latest one's values; zeros when none
-  (the *default*, realised by position 0, the `{` token);
+  non-negative integers), the latest one's values; when none, the values
+  at position 0 (the *default*, the `{` token);
 * ``unique`` - exact-match lookup where at most one write matches (program
   fetch, relative positions, snapping a running sum to an integer); no
   tie-break term, so addresses may be large (< 2**22).
+
+A lookup that matches nothing returns the values at position 0 (the `{`
+token, whose key is the default); the machine keeps those zero.
 
 `Evaluator` runs the graph token by token with exact Python integers and
 Fractions; it implements the *semantics* above directly, while
@@ -192,6 +195,14 @@ class Graph:
         """[x == t] for integer-valued x."""
         x = Lin.of(x)
         return self.ffn(name, [(1, x - (t - 1), self.one), (-2, x - t, self.one), (1, x - (t + 1), self.one)])
+
+    def eq_if_neurons(self, x, t, cond, span=64):
+        """Neurons for [x == t] * cond, integer x with |x - t| < span, cond 0/1."""
+        x = Lin.of(x) - span * (1 - Lin.of(cond))
+        return [(1, x - (t - 1), self.one), (-2, x - t, self.one), (1, x - (t + 1), self.one)]
+
+    def eq_if(self, name, x, t, cond, span=64) -> Node:
+        return self.ffn(name, self.eq_if_neurons(x, t, cond, span))
 
     def all_of(self, name, conds) -> Node:
         """AND of 0/1 signals."""
@@ -365,6 +376,10 @@ class Evaluator:
                         vals[o] = _num(Fraction(s, pos + 1)) if isinstance(s, int) else _num(s / (pos + 1))
                     continue
                 w = lin(st["write"], vals)
+                if pos == 0:
+                    # position 0 (the `{` token) is every lookup's default:
+                    # a query that matches no write reads its values
+                    st["default"] = [_num(lin(v, vals)) for v in st["values"]]
                 if w == 1:
                     key = tuple(_num(lin(k, vals)) for k in st["keys"])
                     for a in key:
@@ -376,8 +391,8 @@ class Evaluator:
                 q = tuple(_num(lin(k, vals)) for k in st["queries"])
                 got = st["store"].get(q)
                 if got is None:
-                    for o in st["outs"]:
-                        vals[o] = 0
+                    for o, v in zip(st["outs"], st["default"]):
+                        vals[o] = v
                 else:
                     for o, v in zip(st["outs"], got):
                         vals[o] = _num(v)

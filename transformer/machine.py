@@ -40,8 +40,6 @@ first step) is not detected.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from spec import table
 from spec.program import OP_NAMES
 from transformer import vocab
@@ -97,8 +95,8 @@ def _construct(m: Machine) -> None:
         vals = {"b": F["bval"], "s8": F["s8"]}
         if k == 4:
             vals["is_op"] = F["is_op"]
-            for op in OP_NAMES:
-                vals["op:" + op] = F["op:" + op]
+            vals["opc"] = F["opc"]
+            vals["op:input_base"] = F["op:input_base"]
         outs = g.lookup(f"rel{k}", "unique", [pos], [pos - k], vals, key_sq=psq)
         rel[k] = dict(zip(vals, outs))
     LT = g.lookup("last_end", "latest", [], [], {"pos": pos}, write=F["is_term"])[0]
@@ -115,8 +113,8 @@ def _construct(m: Machine) -> None:
     has_rb = g.step("after_rbrace", RB, 1)
     lt_any = g.step("any_end", LT, 1)
     instr_end = g.all_of("instr_end", [rel[4]["is_op"], F["is_byte"]])
-    fkey = (pos - 5) * Fraction(1, 5)
-    fkey_sq = (psq - 10 * pos + 25) * Fraction(1, 25)
+    fkey = pos - 5                       # = 5 * (instruction index) where instr_end
+    fkey_sq = psq - 10 * pos + 25
 
     # ---------------- layer 2: snaps, pc sum, input_base -----------------
     spv = {"v": pos}
@@ -144,14 +142,15 @@ def _construct(m: Machine) -> None:
     pcprev = pc_raw - c
     pcb = g.lookup("pc", "unique", [pos], [pc_raw], {f"b{k}": pb[k] for k in range(3)}, key_sq=psq)
     ppb = g.lookup("pc_prev", "unique", [pos], [pcprev], {f"b{k}": pb[k] for k in range(3)}, key_sq=psq)
-    fv = {op: rel[4]["op:" + op] for op in OP_NAMES}
-    fv.update({"i0": rel[3]["b"], "i1": rel[2]["b"], "i2": rel[1]["b"], "i3": F["bval"]})
-    fo = dict(zip(fv, g.lookup("fetch", "unique", [fkey], [pc_raw], fv, write=instr_end, key_sq=fkey_sq)))
-    OP = {op: fo[op] for op in OP_NAMES}
+    fv = {"opc": rel[4]["opc"], "i0": rel[3]["b"], "i1": rel[2]["b"], "i2": rel[1]["b"], "i3": F["bval"]}
+    fo = dict(zip(fv, g.lookup("fetch", "unique", [fkey], [5 * pc_raw], fv, write=instr_end, key_sq=fkey_sq)))
+    OPC = fo["opc"]   # opcode number + 1 (spec order)
     I = [fo[f"i{k}"] for k in range(4)]
-    pfv = {"local.set": rel[4]["op:local.set"], "local.tee": rel[4]["op:local.tee"],
-           "global.set": rel[4]["op:global.set"], "i0": rel[3]["b"]}
-    pf = dict(zip(pfv, g.lookup("fetch_prev", "unique", [fkey], [pcprev], pfv, write=instr_end, key_sq=fkey_sq)))
+    pfv = {"opc": rel[4]["opc"], "i0": rel[3]["b"]}
+    pf = dict(zip(pfv, g.lookup("fetch_prev", "unique", [fkey], [5 * pcprev], pfv, write=instr_end, key_sq=fkey_sq)))
+
+    def opnum(op):
+        return OP_NAMES.index(op) + 1
     stv = {"b0": rel[4]["b"], "b1": rel[3]["b"], "b2": rel[2]["b"], "b3": rel[1]["b"], "s3": rel[1]["s8"]}
     ST = []
     for k in range(4):
@@ -161,7 +160,8 @@ def _construct(m: Machine) -> None:
     P, B, A, C3 = ST  # slot SP (popped by global.set), top, second, third
     m.diag.update(pc_raw=pc_raw, sp=SP, cd=CD, n=LT)
 
-    # FFN 3: arithmetic, comparisons, addresses
+    # FFN 3: opcode decoding, arithmetic, comparisons, addresses
+    OP = {op: g.eq(f"op={op}", OPC, opnum(op)) for op in OP_NAMES if op != "input_base"}
     def U(v):
         return v["b0"] + 256 * v["b1"] + 65536 * v["b2"] + (1 << 24) * v["b3"]
 
@@ -203,10 +203,8 @@ def _construct(m: Machine) -> None:
         s = U(x) + U(immv)
         out = {}
         for w in (1, 2, 4):
-            ns = []
-            for t, sgn in ((MEM - w + 1, 1), (1 << 32, -1), ((1 << 32) + MEM - w + 1, 1)):
-                ns += [(sgn, s - (t - 1), one), (-sgn, s - t, one)]
-            out[w] = g.ffn(f"{name}{w}", ns)
+            # ea = address + offset exactly (no wrap, MACHINE.md section 4): oob iff ea + w > memory
+            out[w] = g.step(f"{name}{w}", s, MEM - w + 1)
         return out
 
     eL = adder("load_addr", B, immv, nn)
@@ -215,9 +213,11 @@ def _construct(m: Machine) -> None:
     oobS = oob("store_oob", A)
     eI = adder("input_addr", {"b0": f0["i0"], "b1": f0["i1"], "b2": f0["i2"]},
                {"b0": offb[0], "b1": offb[1], "b2": offb[2]}, 0)
-    wl = g.all_of("local_write", [F["is_commit"], pf["local.set"] + pf["local.tee"]])
-    wg = g.all_of("global_write", [F["is_commit"], pf["global.set"]])
-    ws = g.all_of("store_write", [F["is_byte"], OP["i32.store"] + OP["i32.store8"] + OP["i32.store16"]])
+    wl = g.ffn("local_write", [nr for op in ("local.set", "local.tee") for nr in
+                               g.eq_if_neurons(pf["opc"], opnum(op), F["is_commit"])])
+    wg = g.eq_if("global_write", pf["opc"], opnum("global.set"), F["is_commit"])
+    ws = g.ffn("store_write", [nr for op in ("i32.store", "i32.store8", "i32.store16") for nr in
+                               g.eq_if_neurons(OPC, opnum(op), F["is_byte"])])
     wi = g.all_of("input_write", [has_rb, 1 - Lin.of(lt_any), F["is_byte"] + F["is_char"], f0["ib"]])
 
     # ---------------- layer 4: frames, locals, globals ---------------------
@@ -245,7 +245,7 @@ def _construct(m: Machine) -> None:
             for k in range(4)]
 
     # ---------------- layer 5: memory -------------------------------------
-    ms = g.lookup("mem_store", "latest", eS, eL, {"v": F["bval"], "hit": one}, write=ws)
+    ms = g.lookup("mem_store", "latest", eS, eL, {"v": F["bval"], "hit": one - F["lb"]}, write=ws)
     mi = g.lookup("mem_input", "latest", eI, eL, {"v": F["bval"]}, write=wi)
     m_st, m_hit, m_in = ms[0], ms[1], mi[0]
 
@@ -286,10 +286,10 @@ def _construct(m: Machine) -> None:
         case([o, nk[4]], commit)
 
     for op in OP_NAMES:
-        o = OP[op]
-        spec = OPS.get(op)
         if op == "input_base":
             continue  # only at pc 0, executed before the first generated token
+        o = OP[op]
+        spec = OPS.get(op)
         if op == "halt":
             case([o, nk[0], hc[0]], "halt")
             for cc in range(1, 5):

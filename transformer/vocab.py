@@ -60,6 +60,7 @@ def features(tok: str) -> dict:
     elif tok in OP_NAMES:
         f["is_op"] = 1
         f["op:" + tok] = 1
+        f["opc"] = OP_NAMES.index(tok) + 1
     elif len(tok) in (2, 3) and tok[:2].isalnum() and not tok.startswith("("):
         if len(tok) == 3 and tok[2] != "'":
             raise KeyError(tok)

@@ -59,7 +59,13 @@ class WasmtimeBackend(Backend):
         linker = wasmtime.Linker(self.engine)
         linker.define_func("env", "output_byte", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            lambda v: out.append(v & 0xFF))
-        inst = linker.instantiate(store, self._module(case.wasm))
+        try:
+            inst = linker.instantiate(store, self._module(case.wasm))
+        except wasmtime.Trap as e:
+            # e.g. a data segment outside memory: the module traps before
+            # compute runs (the machine's prologue traps oob the same way).
+            return RunResult(backend=self.name, status=TRAPPED, trap=_TRAPS.get(e.trap_code, f"wasmtime:{e.trap_code}"),
+                             seconds=time.perf_counter() - t0)
         exports = inst.exports(store)
         compute = exports["compute"]
         prog = case.program

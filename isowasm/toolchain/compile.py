@@ -33,8 +33,9 @@ PAGE = 65536
 LIMITS = table.limits()
 MACHINE_PAGES = LIMITS["memory_bytes"] // PAGE
 RUNTIME_WAT = Path(__file__).with_name("runtime.wat")
-# Reserved globals, after the program's own, in runtime.wat's order.
-G_MEM_BYTES, G_MEM_PAGES, G_MEM_MAX, G_REM = range(4)
+# Reserved globals (runtime.wat's), after the program's own; the first three
+# hold the memory size for bounds checks and memory.size/grow.
+G_MEM_BYTES, G_MEM_PAGES, G_MEM_MAX = range(3)
 # Calls to these runtime imports become traps.
 _TRAP_IMPORTS = {"trap_div_zero": 2, "trap_int_overflow": 3}
 
@@ -277,11 +278,11 @@ class _FuncCompiler:
     def numeric(self, op: str) -> None:
         if self.ctx.runtime and op not in lowering.NATIVE:
             raise self.err(op, "runtime.wat must use native ops only")
-        if op in lowering.BINARY or op in lowering.NATIVE and op != "i32.eqz":
+        if op in lowering.BINARY:
             self.h -= 1
-            const = self.asm.pop_const() if op in lowering.BINARY else None
-            lowering.lower(op, self, const)
+            lowering.lower(op, self, self.asm.pop_const())
         else:
+            self.h -= op in lowering.NATIVE_BINARY
             lowering.lower(op, self)
 
     def call(self, index: int) -> None:
@@ -444,9 +445,10 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
     if m.mem_min is not None and m.mem_min > MACHINE_PAGES:
         raise CompileError(f"memory of {m.mem_min} pages: the machine has {MACHINE_PAGES} "
                            f"({LIMITS['memory_bytes']} bytes)", construct="memory")
-    if len(m.globals) + 4 > LIMITS["globals"]:
+    reserved = len(runtime_module().globals)
+    if len(m.globals) + reserved > LIMITS["globals"]:
         raise CompileError(f"{len(m.globals)} globals: the machine has {LIMITS['globals']}, "
-                           f"4 of them reserved by the toolchain", construct="global")
+                           f"{reserved} of them reserved by the toolchain", construct="global")
 
     mem_min = m.mem_min or 0
     checks = mem_min < MACHINE_PAGES and _uses(m, set(MEM_WIDTH))

@@ -123,20 +123,26 @@ def c_to_wasm(text: str, name: str = "<source>") -> bytes:
         return out.read_bytes()
 
 
-def _wat_line(text: str, construct: str | None) -> int | None:
-    """The first WAT line that mentions the rejected construct's mnemonic
-    (byte offsets cannot be mapped back through wat2wasm)."""
+def _wat_line(text: str, construct: str | None, func: int | None) -> int | None:
+    """The WAT line of a rejected construct: the first mention of its
+    mnemonic inside the text of function `func` (the func-th `(func`, imports
+    included, type definitions not), else anywhere. Byte offsets cannot be
+    mapped back through wat2wasm, so this is a search, not a source map."""
     if not construct:
         return None
-    word = construct.split()[0]
-    if word.startswith("import"):
-        word = construct.split()[1].split(".")[-1] if len(construct.split()) > 1 else word
+    words = construct.split()
+    word = words[0]
+    if word == "import" and len(words) > 1:
+        word = words[1].split(".")[-1]
+    code = re.sub(r";;[^\n]*", lambda m: " " * len(m.group()), text)
     pat = re.compile(r"(?<![\w.$])" + re.escape(word) + r"(?![\w.])")
-    for i, line in enumerate(text.splitlines(), 1):
-        code = line.split(";;")[0]
-        if pat.search(code):
-            return i
-    return None
+    starts = [m.start() for m in re.finditer(r"\(func\b", code)
+              if not re.search(r"\(type(\s+\$\S+)?\s*$", code[:m.start()])]
+    span = (0, len(code))
+    if func is not None and func < len(starts):
+        span = (starts[func], starts[func + 1] if func + 1 < len(starts) else len(code))
+    m = pat.search(code, *span) or pat.search(code)
+    return code.count("\n", 0, m.start()) + 1 if m else None
 
 
 def _engine_() -> wasmtime.Engine:
@@ -176,7 +182,7 @@ def compile_source(text: str, lang: str, name: str = "<source>", input: bytes = 
     try:
         prog = compile_wasm(wasm, name, input)
     except CompileError as e:
-        line = _wat_line(text, e.construct) if lang == "wat" else None
+        line = _wat_line(text, e.construct, e.func) if lang == "wat" else None
         if line is None:
             raise
         raise CompileError(f"{e} (WAT line {line})", construct=e.construct, func=e.func,

@@ -63,11 +63,11 @@ let cmd_run args =
   go args;
   let path = match !path with Some p -> p | None -> bad "no program file" in
   let p = try Program.load path with Program.Error e -> raise (Bad e) in
-  let t0 = Unix_time.now () in
+  let t0 = Sys.time () in
   let r =
     Machine.execute ?input:!input ~max_steps:!max_steps ~checkpoint_interval:!interval ~mode:!mode p
   in
-  let dt = Unix_time.now () -. t0 in
+  let dt = Sys.time () -. t0 in
   let trap, trap_pc = trap_fields r.status in
   Printf.printf "status %s\ntrap %s\ntrap_pc %s\nsteps %d\ntokens %d\noutput %s\n"
     (Machine.status_name r.status) trap trap_pc r.steps r.tokens

@@ -176,8 +176,9 @@ let op_eqz m =
   emit_value4 m v 0 Trace.commit_unop;
   next m
 
-(* Effective address: the popped base plus the offset immediate, as a word. *)
-let[@inline] address m off = I32.add (pop m) off
+(* Effective address: the popped base plus the offset immediate, computed
+   exactly (no wrap modulo 2^32, as in wasm); Memory checks it against the size. *)
+let[@inline] address m off = pop m + off
 
 let op_load m off =
   let v = Memory.load32 m.mem (address m off) in

@@ -216,10 +216,10 @@ impl<'a> Machine<'a> {
         (self.pc as isize + 1 + imm as i32 as isize) as usize
     }
 
-    /// `ea = (pop() + off) mod 2^32`; trap `oob` unless `ea + w <= memory_bytes`.
+    /// `ea = pop() + off` without wrapping (as wasm); trap `oob` unless `ea + w <= memory_bytes`.
     #[inline(always)]
     fn address(&mut self, off: u32, w: usize) -> Result<usize, Trap> {
-        let ea = self.pop()?.wrapping_add(off) as usize;
+        let ea = self.pop()? as usize + off as usize;
         if ea + w > MEMORY_BYTES {
             return Err(Trap::Oob);
         }
@@ -950,7 +950,7 @@ mod tests {
         assert_eq!((t, pc, r.steps), (Trap::CallDepth, 0, CALL_DEPTH as u64 + 1));
         let (t, _, r) = trap_of(&format!("{}\nbr fe ff ff ff", c(1)));
         assert_eq!((t, r.steps), (Trap::StackOverflow, 2 * OPERAND_STACK as u64 + 1));
-        // oob: ea + w > memory_bytes, with ea wrapping modulo 2^32.
+        // oob: ea + w > memory_bytes, where ea = address + offset does not wrap.
         let m = MEMORY_BYTES as u32;
         assert_eq!(
             trap_of(&format!("{}\ni32.load 00 00 00 00\nhalt 00 00 00 00", c(m - 3))).0,
@@ -980,13 +980,8 @@ mod tests {
             Trap::Oob
         );
         assert_eq!(
-            exec(
-                &format!("{}\ni32.load16_s ff ff ff ff\nhalt 00 00 00 00", c(1)),
-                b"",
-                10
-            )
-            .status,
-            Status::Halted
+            trap_of(&format!("{}\ni32.load16_s ff ff ff ff\nhalt 00 00 00 00", c(1))).0,
+            Trap::Oob
         );
         assert_eq!(
             trap_of(&format!(

@@ -1,0 +1,250 @@
+"""The analytic transformer (transformer/): its traces must be byte-identical
+to the reference executor's, from the exact graph evaluator and from the
+built weights in PyTorch; the weights must rebuild from safetensors with
+standard ops alone, and the build must be deterministic."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from isowasm.backends.base import Case
+from spec import table
+from spec.program import Program, format_program, load_program, parse_program
+from spec.reference import run_reference
+
+PROG_DIR = Path(__file__).resolve().parent.parent / "transformer" / "programs"
+PROGRAMS = sorted(p.stem for p in PROG_DIR.glob("*.prog"))
+BUDGET = 20000
+
+
+def _same(res, ref):
+    assert res.status == ref.status
+    assert res.trace == ref.trace
+    assert res.digest == ref.digest
+    assert (res.steps, res.tokens, res.output, res.trap) == (ref.steps, ref.tokens, ref.output, ref.trap)
+    if ref.trap is not None:
+        assert res.trap_pc == ref.trap_pc
+
+
+def _check(backend, prog: Program, budget: int = BUDGET):
+    ref = run_reference(prog, trace="text", max_steps=budget)
+    res = backend.run(Case("t", prog), max_steps=budget, trace="text")
+    _same(res, ref)
+    return res
+
+
+@pytest.fixture(scope="module")
+def graph_backend():
+    from transformer.backends import GraphBackend
+    return GraphBackend()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from transformer.build import build
+    return build(tmp_path_factory.mktemp("tf"))
+
+
+@pytest.fixture(scope="module")
+def torch_backend(built):
+    from transformer.backends import TorchBackend
+    return TorchBackend(str(built))
+
+
+def test_programs_cover_every_op():
+    ops = set()
+    for name in PROGRAMS:
+        ops |= set(load_program(str(PROG_DIR / f"{name}.prog")).names)
+    assert ops >= set(table.op_names()) | {"input_base"}
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_graph_trace_identical(graph_backend, name):
+    _check(graph_backend, load_program(str(PROG_DIR / f"{name}.prog")))
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_torch_trace_identical(torch_backend, name):
+    _check(torch_backend, load_program(str(PROG_DIR / f"{name}.prog")))
+
+
+@pytest.mark.parametrize("budget", [0, 1, 7, 40])
+def test_budget_exhausted(graph_backend, budget):
+    res = _check(graph_backend, load_program(str(PROG_DIR / "calls.prog")), budget)
+    assert res.status == "budget-exhausted"
+
+
+# ---- random programs (seeded; mostly well-formed stack discipline) ----------
+_OPS = {o["name"]: o for o in table.ops()}
+
+
+def random_program(rng: random.Random) -> Program:
+    n = rng.randint(3, 40)
+    names, imms = [], []
+    ib = rng.random() < 0.3
+    if ib:
+        names.append("input_base")
+        imms.append(rng.choice([0, 16, 250, 0x1000, 0xFFF0]))
+    depth = 0
+    for i in range(len(names), n - 1):
+        while True:
+            op = rng.choice(list(_OPS))
+            if _OPS[op]["pops"] <= depth or rng.random() < 0.03:
+                break
+        if rng.random() < 0.3 or (depth < 1 and rng.random() < 0.8):
+            op = "i32.const"
+            imm = rng.choice([0, 1, 2, 3, 0x7F, 0x80, 0xFF, 0x100, 0xFFFFFFFE, 0xFFFFFFFF, 0x80000000,
+                              0x7FFFFFFF, rng.getrandbits(32), rng.randint(0, 300), 0x9FFFFC, 0x1234])
+        elif op in ("br", "br_if", "call"):
+            t = rng.randint(1 if ib else 0, n - 1)
+            imm = (t - (i + 1)) & 0xFFFFFFFF
+        elif op.startswith(("local.", "global.")):
+            imm = rng.randint(0, 3)
+        elif op == "halt":
+            imm = rng.choice([0, 0, 1, 2, 3, 4])
+        elif op == "return":
+            imm = rng.getrandbits(32) if rng.random() < 0.5 else rng.randint(0, 10)
+        elif "load" in op or "store" in op:
+            imm = rng.choice([0, 1, 2, 3, 0x100, 0xFFFF, rng.getrandbits(32), 0x9FFFF0])
+        else:
+            imm = 0
+        names.append(op)
+        imms.append(imm)
+        depth = max(0, depth - _OPS[op]["pops"] + _OPS[op]["pushes"] - (op == "call"))
+    last = len(names)
+    end = rng.choice(["halt", "br", "return"])
+    names.append(end)
+    imms.append({"halt": 0, "return": rng.randint(0, 5)}.get(end, (rng.randint(1 if ib else 0, last) - (last + 1))
+                                                            & 0xFFFFFFFF))
+    data = bytes(rng.randint(1, 255) for _ in range(rng.randint(0, 6)))
+    return parse_program(format_program(Program(names, imms, data)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_graph_random_programs(graph_backend, seed):
+    for s in range(seed * 10, seed * 10 + 10):
+        _check(graph_backend, random_program(random.Random(s)), 150)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_random_programs(torch_backend, seed):
+    for s in range(seed * 5, seed * 5 + 5):
+        _check(torch_backend, random_program(random.Random(s)), 80)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12, 60))
+def test_graph_random_programs_more(graph_backend, seed):
+    for s in range(seed * 10, seed * 10 + 10):
+        _check(graph_backend, random_program(random.Random(s)), 300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3, 20))
+def test_torch_random_programs_more(torch_backend, seed):
+    for s in range(seed * 5, seed * 5 + 5):
+        _check(torch_backend, random_program(random.Random(s)), 150)
+
+
+@pytest.mark.slow
+def test_graph_call_depth_trap(graph_backend):
+    from transformer.programs.make import asm
+    prog = asm("""
+        call f
+        halt
+        f:
+        call f
+        return f
+    """)
+    res = _check(graph_backend, prog, 10000)
+    assert res.trap == "call_depth"
+
+
+# ---- weights --------------------------------------------------------------
+def _plain_forward(weights_dir: Path, ids):
+    """The forward pass rebuilt from the safetensors with standard torch ops
+    only (embedding, matmul, softmax, relu) and the config's positional
+    formulas."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    cfg = json.loads((weights_dir / "config.json").read_text())
+    w = load_file(str(weights_dir / "model.safetensors"))
+    n = len(ids)
+    pos = torch.arange(n)
+    x = torch.nn.functional.embedding(torch.tensor(ids), w["embed"])
+    pf = torch.zeros(n, cfg["d_model"], dtype=torch.float64)
+    for dim, kind, k in cfg["pos_features"]:
+        col = {"pos": lambda: pos + k, "sq": lambda: pos * pos,
+               "lo": lambda: torch.where(pos >= k, (pos - k) % 256, 0),
+               "hi": lambda: torch.where(pos >= k, torch.div(pos - k, 256, rounding_mode="floor"), 0),
+               "byte": lambda: torch.div(pos, 256 ** k, rounding_mode="floor") % 256}[kind]()
+        pf[:, dim] = col.to(torch.float64)
+    x = x + pf
+    causal = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    for l in range(cfg["n_layers"]):
+        p = f"layers.{l}."
+        att = torch.zeros_like(x)
+        for h in range(cfg["n_heads"]):
+            q = x @ w[p + "attn.wq"][h]
+            k = x @ w[p + "attn.wk"][h]
+            v = x @ w[p + "attn.wv"][h]
+            s = (q @ k.T) * cfg["attn_scale"]
+            s = s.masked_fill(causal, float("-inf"))
+            att = att + torch.softmax(s, dim=-1) @ v @ w[p + "attn.wo"][h]
+        x = x + att
+        x = x + (torch.relu(x @ w[p + "ffn.wu"]) * (x @ w[p + "ffn.wv"])) @ w[p + "ffn.wo"]
+    return x @ w["unembed"]
+
+
+def test_rebuilt_forward_matches_module(built):
+    import torch
+
+    from transformer import vocab
+    from transformer.backends import prompt_tokens
+    from transformer.model import load_model
+    prog = load_program(str(PROG_DIR / "loop.prog"))
+    ref = run_reference(prog, trace="text", max_steps=12)
+    toks = prompt_tokens(prog) + ref.trace.split()[len(prog.input) + 2:]
+    ids = [vocab.INDEX[t] for t in toks]
+    plain = _plain_forward(built, ids)
+    model = load_model(built)
+    logits, _, _ = model(torch.tensor(ids), 0, None)
+    assert torch.equal(plain.argmax(-1), logits.argmax(-1))
+    assert torch.allclose(plain, logits, rtol=0, atol=1e-6)
+    # the logits at the trace positions predict the reference's next tokens
+    start = len(prompt_tokens(prog)) - 1
+    for i in range(start, len(toks) - 1):
+        assert vocab.TOKENS[int(plain[i].argmax())] == toks[i + 1]
+
+
+def test_build_is_deterministic(built, tmp_path):
+    from transformer.build import build, sha256
+    again = build(tmp_path / "again")
+    assert sha256(again / "model.safetensors") == sha256(built / "model.safetensors")
+    assert (again / "config.json").read_text() == (built / "config.json").read_text()
+
+
+def test_info(built):
+    from transformer.info import format_info, model_info
+    info = model_info(built)
+    assert info["n_layers"] == info["schedule"]["layers_lower_bound"]
+    assert info["parameters"] > 0 and "layer 1" in format_info(info)
+
+
+def test_branch_to_input_base_is_outside_the_horizon(graph_backend):
+    from transformer.backends import Unsupported
+    from transformer.programs.make import asm
+    prog = asm("""
+        top:
+        input_base 0
+        br top
+    """)
+    with pytest.raises(Unsupported):
+        graph_backend.run(Case("t", prog), max_steps=10, trace="text")

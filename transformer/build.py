@@ -1,0 +1,149 @@
+"""Lowers the machine graph to weights: numpy float64 arrays saved as
+safetensors, plus a JSON config. `python3 -m transformer.build [outdir]`.
+
+Residual stream: one dimension per graph node (token features, positional
+features, head outputs, FFN nodes), in schedule order. Per layer:
+
+* attention: for every head, W_q / W_k map the residual to the head's query
+  and key vectors (`Head.query_vec` / `key_vec`), W_v to its values, W_o adds
+  them into the outputs' dimensions; softmax(scale * q.k) over positions
+  0..i, scale = 2**36;
+* FFN (ReGLU): h = relu(x W_u) * (x W_v); x += h W_o; one hidden unit per
+  neuron; the constant-1 dimension plays the biases.
+
+Margins (why float64 reproduces the exact graph): `latest` heads score
+-(sum (a-b)^2) + pos * 2**-26 (+ exclusion -1 for non-writes, -0.5 for the
+default at position 0); with address components < 2**12 every partial sum is
+a multiple of 2**-26 below 2**27, so exact, and scale * 2**-26 = 1024 makes
+every weight but the latest match's underflow to exactly 0. `unique` heads
+have margins >= 1 between the match and any other key (<= 2**44 in size, so
+rounding errors < 2**-8). Averaging heads are the only inexact step; their
+sums are snapped to integers by a unique lookup on the position before any
+exact use (the pc query uses the raw sum, within its margin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from transformer import vocab
+from transformer.graph import Lin
+from transformer.machine import Machine, readout
+from transformer.schedule import schedule
+
+ATTN_SCALE = 2.0 ** 36
+BUILD_DIR = Path(__file__).parent / "build"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def lower(m: Machine | None = None):
+    m = m or Machine()
+    g = m.g
+    sch = schedule(g)
+    order = sorted(g.nodes, key=lambda n: (sch.time[n.id], n.id))
+    dim = {n.id: i for i, n in enumerate(order)}
+    d = len(order)
+    one = dim[g.one.id]
+    L = sch.layers
+    V = len(vocab.TOKENS)
+
+    def put(mat, lin: Lin, col, row_offset=None):
+        lin = Lin.of(lin)
+        for node, c in lin.terms.items():
+            mat[dim[node.id], col] += float(c)
+        if lin.const:
+            mat[one, col] += float(lin.const)
+
+    tensors: dict[str, np.ndarray] = {}
+    E = np.zeros((V, d))
+    for n in g.nodes:
+        if n.kind == "tok":
+            for t, tok in enumerate(vocab.TOKENS):
+                E[t, dim[n.id]] = n.data(tok)
+    tensors["embed"] = E
+    posf = [[dim[n.id], n.data[0], n.data[1]] for n in order if n.kind == "pos"]
+
+    heads_at = [[h for i, h in enumerate(g.heads) if sch.head_time[i] == 2 * l - 1] for l in range(1, L + 1)]
+    H = max(len(x) for x in heads_at)
+    dk = max(len(h.key_vec) for h in g.heads)
+    dv = max(len(h.values) for h in g.heads)
+    ffn_at = [[n for n in order if n.kind == "ffn" and sch.time[n.id] == 2 * l] for l in range(1, L + 1)]
+    Fw = max(sum(len(n.data) for n in x) for x in ffn_at)
+    for l in range(L):
+        wq = np.zeros((H, d, dk))
+        wk = np.zeros((H, d, dk))
+        wv = np.zeros((H, d, dv))
+        wo = np.zeros((H, dv, d))
+        for s, h in enumerate(heads_at[l]):
+            for c, lin in enumerate(h.query_vec):
+                put(wq[s], lin, c)
+            for c, lin in enumerate(h.key_vec):
+                put(wk[s], lin, c)
+            for c, lin in enumerate(h.values):
+                put(wv[s], lin, c)
+            for c, o in enumerate(h.outs):
+                wo[s, c, dim[o.id]] = 1.0
+        tensors[f"layers.{l}.attn.wq"] = wq
+        tensors[f"layers.{l}.attn.wk"] = wk
+        tensors[f"layers.{l}.attn.wv"] = wv
+        tensors[f"layers.{l}.attn.wo"] = wo
+        wu = np.zeros((d, Fw))
+        wg = np.zeros((d, Fw))
+        wd = np.zeros((Fw, d))
+        j = 0
+        for n in ffn_at[l]:
+            for c, u, v in n.data:
+                put(wu, u, j)
+                put(wg, v, j)
+                wd[j, dim[n.id]] = float(c)
+                j += 1
+        tensors[f"layers.{l}.ffn.wu"] = wu
+        tensors[f"layers.{l}.ffn.wv"] = wg
+        tensors[f"layers.{l}.ffn.wo"] = wd
+    U = np.zeros((d, V))
+    for t, (terms, const) in enumerate(readout(m)):
+        for node, c in terms:
+            U[dim[node.id], t] += c
+        U[one, t] += const
+    tensors["unembed"] = U
+    params = int(sum(a.size for a in tensors.values()))
+    cfg = {
+        "model": "isowasm analytic transformer",
+        "d_model": d, "n_layers": L, "n_heads": H, "d_head_qk": dk, "d_head_v": dv, "d_ffn": Fw,
+        "vocab": vocab.TOKENS, "vocab_size": V, "attn_scale": ATTN_SCALE,
+        "pos_features": posf, "one_dim": one,
+        "diag_dims": {k: dim[v.id] for k, v in m.diag.items()},
+        "parameters": params,
+        "schedule": sch.report,
+        "heads_per_layer": sch.heads_per_layer,
+        "neurons_per_layer": sch.neurons_per_layer,
+        "head_names": [[h.name for h in x] for x in heads_at],
+        "dim_names": [n.name for n in order],
+        "horizon": "positions < 2**22; stack depth <= 65536; call depth <= 4096; addresses < 2**24",
+    }
+    return cfg, {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}
+
+
+def build(outdir: str | Path | None = None) -> Path:
+    from safetensors.numpy import save_file
+    out = Path(outdir) if outdir else BUILD_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, tensors = lower()
+    save_file(dict(sorted(tensors.items())), str(out / WEIGHTS), metadata={"format": "isowasm-analytic-v1"})
+    (out / CONFIG).write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+if __name__ == "__main__":
+    p = build(sys.argv[1] if len(sys.argv) > 1 else None)
+    print(p / WEIGHTS, sha256(p / WEIGHTS))

@@ -1,0 +1,158 @@
+"""The analytic transformer as a standard PyTorch module (float64).
+
+Token embedding + positional features (closed formulas of the position, see
+`transformer.graph.posfeat`) -> L x [multi-head attention with softmax at a
+fixed scale, ReGLU FFN] on a residual stream -> unembedding -> argmax.
+Greedy decoding keeps a KV cache per layer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from transformer import vocab
+
+PREFILL_CHUNK = 256
+
+
+def pos_features(cfg, positions: torch.Tensor, d: int) -> torch.Tensor:
+    """(n, d) positional part of the residual stream."""
+    p = positions.to(torch.int64)
+    out = torch.zeros(p.shape[0], d, dtype=torch.float64)
+    for dim, kind, k in cfg["pos_features"]:
+        if kind == "pos":
+            v = p + k
+        elif kind == "sq":
+            v = p * p
+        elif kind == "lo":
+            v = torch.where(p >= k, torch.remainder(p - k, 256), torch.zeros_like(p))
+        elif kind == "hi":
+            v = torch.where(p >= k, torch.div(p - k, 256, rounding_mode="floor"), torch.zeros_like(p))
+        elif kind == "byte":
+            v = torch.remainder(torch.div(p, 256 ** k, rounding_mode="floor"), 256)
+        else:
+            raise ValueError(kind)
+        out[:, dim] = v.to(torch.float64)
+    return out
+
+
+class AnalyticTransformer(torch.nn.Module):
+    def __init__(self, cfg: dict, tensors: dict):
+        super().__init__()
+        self.cfg = cfg
+        self.d = cfg["d_model"]
+        self.L = cfg["n_layers"]
+        self.H = cfg["n_heads"]
+        self.dk = cfg["d_head_qk"]
+        self.dv = cfg["d_head_v"]
+        self.scale = float(cfg["attn_scale"])
+        f64 = torch.float64
+        self.embed = torch.nn.Embedding.from_pretrained(tensors["embed"].to(f64), freeze=True)
+        self.register_buffer("unembed", tensors["unembed"].to(f64))
+        # per layer: the heads' projections fused into one matrix (d, H*(2dk+dv)),
+        # the output projection (H*dv, d), and the FFN's two input matrices (d, 2F)
+        for l in range(self.L):
+            t = {k: tensors[f"layers.{l}.{k}"].to(f64) for k in
+                 ("attn.wq", "attn.wk", "attn.wv", "attn.wo", "ffn.wu", "ffn.wv", "ffn.wo")}
+            H, d = self.H, self.d
+            wq = t["attn.wq"].permute(1, 0, 2).reshape(d, H * self.dk)
+            wk = t["attn.wk"].permute(1, 0, 2).reshape(d, H * self.dk)
+            wv = t["attn.wv"].permute(1, 0, 2).reshape(d, H * self.dv)
+            self.register_buffer(f"w_in{l}", torch.cat([wq, wk, wv], dim=1).contiguous())
+            self.register_buffer(f"w_o{l}", t["attn.wo"].reshape(H * self.dv, d).contiguous())
+            self.register_buffer(f"w_ff{l}", torch.cat([t["ffn.wu"], t["ffn.wv"]], dim=1).contiguous())
+            self.register_buffer(f"w_fo{l}", t["ffn.wo"].contiguous())
+        self.F = cfg["d_ffn"]
+
+    @torch.no_grad()
+    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None):
+        """ids: (n,) token ids at positions start..start+n-1. cache: per layer
+        [K (H, cap, dk), V (H, cap, dv)] holding positions 0..start-1; it is
+        extended (and grown) here. Returns (logits (n, V), residual (n, d), cache)."""
+        n = ids.shape[0]
+        H, dk, dv = self.H, self.dk, self.dv
+        total = start + n
+        if cache is None:
+            cache = [None] * self.L
+        pos = torch.arange(start, total)
+        x = self.embed(ids) + pos_features(self.cfg, pos, self.d)
+        mask = None
+        if n > 1:
+            mask = (torch.arange(total)[None, :] > pos[:, None])[None]  # key after query
+        for l in range(self.L):
+            c = cache[l]
+            if c is None or c[0].shape[1] < total:
+                cap = max(1024, 2 * total)
+                K = torch.zeros(H, cap, dk, dtype=torch.float64)
+                V = torch.zeros(H, cap, dv, dtype=torch.float64)
+                if c is not None:
+                    K[:, :start] = c[0][:, :start]
+                    V[:, :start] = c[1][:, :start]
+                c = cache[l] = [K, V]
+            qkv = x @ getattr(self, f"w_in{l}")
+            q = qkv[:, :H * dk].reshape(n, H, dk).transpose(0, 1)
+            c[0][:, start:total] = qkv[:, H * dk:2 * H * dk].reshape(n, H, dk).transpose(0, 1)
+            c[1][:, start:total] = qkv[:, 2 * H * dk:].reshape(n, H, dv).transpose(0, 1)
+            s = torch.matmul(q, c[0][:, :total].transpose(1, 2)) * self.scale
+            if mask is not None:
+                s = s.masked_fill(mask, float("-inf"))
+            a = torch.softmax(s, dim=-1)
+            o = torch.matmul(a, c[1][:, :total])            # (H, n, dv)
+            x = x + o.transpose(0, 1).reshape(n, H * dv) @ getattr(self, f"w_o{l}")
+            uv = x @ getattr(self, f"w_ff{l}")
+            x = x + (torch.relu(uv[:, :self.F]) * uv[:, self.F:]) @ getattr(self, f"w_fo{l}")
+        return x @ self.unembed, x, cache
+
+    def session(self) -> "Session":
+        return Session(self)
+
+
+class Session:
+    """Greedy decoding state (next-token interface used by the backends)."""
+
+    def __init__(self, model: AnalyticTransformer):
+        self.m = model
+        self.cache = None
+        self.n = 0
+        self.logits = None
+        self.resid = None
+        self.pc_dim = model.cfg["diag_dims"]["pc_raw"]
+
+    def _run(self, ids):
+        t = torch.tensor(ids, dtype=torch.int64)
+        logits, x, self.cache = self.m(t, self.n, self.cache)
+        self.n += len(ids)
+        self.logits = logits[-1]
+        self.resid = x[-1]
+
+    def feed_prompt(self, toks):
+        ids = [vocab.INDEX[t] for t in toks]
+        for i in range(0, len(ids), PREFILL_CHUNK):
+            self._run(ids[i:i + PREFILL_CHUNK])
+
+    def feed(self, tok):
+        self._run([vocab.INDEX[tok]])
+
+    def next_token(self) -> str:
+        return vocab.TOKENS[int(torch.argmax(self.logits))]
+
+    def pc(self):
+        return int(round(float(self.resid[self.pc_dim])))
+
+
+def load_model(path: str | Path | None = None, build_if_missing: bool = True) -> AnalyticTransformer:
+    from safetensors.torch import load_file
+
+    from transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
+    d = Path(path) if path else BUILD_DIR
+    if not (d / WEIGHTS).exists():
+        if not build_if_missing:
+            raise FileNotFoundError(d / WEIGHTS)
+        build(d)
+    cfg = json.loads((d / CONFIG).read_text())
+    tensors = load_file(str(d / WEIGHTS))
+    torch.set_num_threads(1)
+    return AnalyticTransformer(cfg, tensors)
