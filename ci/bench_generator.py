@@ -78,6 +78,11 @@ def bench_pipeline(seed: int, seconds: float) -> None:
               f"p90 {steps[int(0.9 * len(steps))]}, max {steps[-1]}")
     if bad:
         print(f"  {bad} program(s) disagreed (run the conformance suite to see them)")
+    for b in backends:
+        b.close()
+    del backends, cmp
+    import gc
+    gc.collect()   # free wasmtime objects now, not during interpreter shutdown
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILE = os.environ.get("ISOWASM_HYPOTHESIS_PROFILE", "ci")
 DB_PATH = os.environ.get("ISOWASM_HYPOTHESIS_DB") or str(ROOT / ".hypothesis")
 
-CI_EXAMPLES = 60
+CI_EXAMPLES = 100
 NIGHTLY_EXAMPLES = 5000
 DEV_EXAMPLES = 10
 

@@ -30,6 +30,10 @@ What a program exercises (the whole i32 subset the toolchain accepts):
   all four bytes) and, optionally, a final dump of locals, globals and a
   memory checksum, so a wrong intermediate state becomes visible.
 
+API: `modules()` (a strategy of Module ASTs), `programs()` ((WAT, Module)
+pairs), `render(module) -> str` (the WAT text; also `str(module)`),
+`examples(seed, count)` (deterministic modules outside any test) and
+`constructs(module)` (which ops and constructs a module contains).
 Run `python -m conformance.strategies --seed 1 --count 3` to print examples.
 """
 
@@ -167,6 +171,29 @@ class Switch:
     targets: tuple
     default: int
     levels: tuple
+
+
+@dataclass(frozen=True)
+class BrIfExpr:
+    """`(br_if $label (value) (cond))` used as a value: it is `value` when
+    the branch is not taken."""
+    label: str
+    value: object
+    cond: object
+
+
+@dataclass(frozen=True)
+class LoopExpr:
+    """A loop with a result and a bounded trip count:
+    (block (result i32) (local.set counter trips)
+      (loop cont (result i32)
+        (if (counter) (then (counter -= 1) body.. (br cont)))
+        value))"""
+    cont: str
+    counter: str
+    trips: object
+    body: tuple
+    value: object
 
 
 @dataclass(frozen=True)
@@ -394,6 +421,15 @@ def _expr(e) -> S:
             op, operand = e.levels[k]
             node = S(f"block ${e.labels[k]} (result i32)", [S(op, [node, _expr(operand)])], multi=True)
         return node
+    if t is BrIfExpr:
+        return S(f"br_if ${e.label}", [_expr(e.value), _expr(e.cond)])
+    if t is LoopExpr:
+        c = e.counter
+        then = S("then", [S(f"local.set ${c}", [S("i32.sub", [S(f"local.get ${c}"), _const(1)])])]
+                 + _stmts(e.body) + [S(f"br ${e.cont}")], multi=True)
+        loop = S(f"loop ${e.cont} (result i32)",
+                 [S("if", [S(f"local.get ${c}"), then], multi=True), _expr(e.value)], multi=True)
+        return S("block (result i32)", [S(f"local.set ${c}", [_expr(e.trips)]), loop], multi=True)
     if t is MemorySize:
         return S("memory.size")
     if t is MemoryGrow:
@@ -620,6 +656,10 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         if any(c.result and c.weight * ctx.mult <= MAX_MULT for c in ctx.callees):
             kinds.append(("call", 2))
         kinds += [("if", 1), ("block", 1), ("switch", 1), ("memsize", 1)]
+        if any(kind == "i32" for _, kind in ctx.labels):
+            kinds.append(("br_if", 1))
+        if ctx.mult * 2 <= MAX_MULT:
+            kinds.append(("loop", 1))
         if ctx.memory[1] is not None:
             kinds.append(("memgrow", 1))
     k = _weighted(draw, kinds)
@@ -700,6 +740,20 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         targets = tuple(draw(st.lists(st.integers(0, n), min_size=0, max_size=n + 1)))
         default = draw(_ints(0, n))
         return Switch(labels, v, idx, targets, default, tuple(levels))
+    if k == "br_if":
+        label = _pick(draw, [n for n, kind in ctx.labels[::-1] if kind == "i32"])
+        return BrIfExpr(label, draw(_expr_st(ctx, d)), draw(_expr_st(ctx, d)))
+    if k == "loop":
+        trips, mask = _gen_trips(draw, ctx, d)
+        counter, cont = ctx.hidden_local("c"), ctx.fresh("cont")
+        saved = ctx.mult
+        ctx.mult *= mask + 1
+        ctx.reach(ctx.mult)
+        ctx.labels.append((cont, "loop"))
+        body = _gen_block(draw, ctx, d, max_len=3)
+        ctx.labels.pop()
+        ctx.mult = saved
+        return LoopExpr(cont, counter, trips, body, draw(_expr_st(ctx, d)))
     if k == "memsize":
         return MemorySize()
     if k == "memgrow":
@@ -725,6 +779,17 @@ def _gen_addr(draw, ctx: Ctx, depth: int, width: int):
     if depth > 0 and draw(st.booleans()):
         return draw(_expr_st(ctx, depth)), off, mask
     return Const(draw(_ints(0, mask))), off, mask
+
+
+def _gen_trips(draw, ctx: Ctx, depth: int):
+    """(trip count expression, mask): a constant, or a runtime value masked
+    to [0, mask]; mask + 1 times the enclosing multiplier stays <= MAX_MULT."""
+    mask = _pick(draw, [1, 3, 7, 15])
+    while ctx.mult * (mask + 1) > MAX_MULT:
+        mask >>= 1
+    if draw(st.booleans()):
+        return Binop("i32.and", draw(_expr_st(ctx, min(depth, 2))), Const(mask)), mask
+    return Const(draw(_ints(0, mask))), mask
 
 
 def _gen_block(draw, ctx: Ctx, depth: int, max_len: int, prefer_label: str | None = None,
@@ -799,13 +864,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         ctx.labels.pop()
         return Block(label, body)
     if k == "loop":
-        mask = _pick(draw, [1, 3, 7, 15])
-        while ctx.mult * (mask + 1) > MAX_MULT:
-            mask >>= 1
-        if draw(st.booleans()):
-            trips = Binop("i32.and", draw(_expr_st(ctx, min(edepth, 2))), Const(mask))
-        else:
-            trips = Const(draw(_ints(0, mask)))
+        trips, mask = _gen_trips(draw, ctx, edepth)
         counter = ctx.hidden_local("c")
         brk, cont = ctx.fresh("brk"), ctx.fresh("cont")
         saved = ctx.mult
@@ -828,7 +887,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     if k == "br_table":
         label, kind = _pick(draw, ctx.labels[::-1])
         same = [x for x in ctx.labels if (x[1] == "i32") == (kind == "i32")]
-        targets = tuple(_pick(draw, same)[0] for _ in range(draw(_ints(0, 3))))
+        targets = tuple(_pick(draw, same)[0] for _ in range(draw(_ints(0, 12))))
         idx = draw(_expr_st(ctx, min(edepth, 2)))
         return BrTable(targets, label, idx, _value_for(draw, ctx, kind, edepth))
     if k == "return":
@@ -904,10 +963,6 @@ def programs(**kw) -> st.SearchStrategy[tuple[str, Module]]:
     return modules(**kw).map(lambda m: (render(m), m))
 
 
-def program_ast_to_wat(m: Module) -> str:
-    return render(m)
-
-
 # ---------------------------------------------------------------------------
 # Coverage: which constructs a module contains (for generator tests and stats)
 
@@ -966,40 +1021,23 @@ ALL_CONSTRUCTS = (
        "BlockExpr", "Switch", "MemorySize", "MemoryGrow", "SetLocal", "SetGlobal", "out",
        "out4", "Drop", "CallStmt", "If", "If else", "Block", "Loop", "Br", "Br value",
        "BrIf", "BrIf value", "BrTable", "BrTable value", "Return", "Unreachable",
-       "globals", "data", "memory 160", "memory 1", "memory 1 max 3", "may_trap", "Func"}
+       "globals", "data", "memory 160", "memory 1", "memory 1 max 3", "may_trap", "Func",
+       "BrIfExpr", "LoopExpr"}
 )
 
 
 # ---------------------------------------------------------------------------
 # Standalone: print examples deterministically
 
-def example(seed: int, **kw) -> Module:
-    """One module, deterministically from `seed` (outside any test)."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hseed
-
-    got: list[Module] = []
-
-    @hseed(seed)
-    @settings(max_examples=1, database=None, deadline=None, phases=["generate"],
-              suppress_health_check=list(HealthCheck))
-    @given(modules(**kw))
-    def one(m):
-        got.append(m)
-
-    one()
-    return got[-1]
-
-
 def examples(seed: int, count: int, **kw) -> list[Module]:
     """`count` modules from one seeded run (distinct draws of one generator)."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
 
     got: list[Module] = []
 
     @hseed(seed)
-    @settings(max_examples=count, database=None, deadline=None, phases=["generate"],
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(modules(**kw))
     def run(m):

@@ -80,6 +80,9 @@ class GraphModel:
     def pc(self):
         return int(self.ev.vals[self.pc_id])
 
+    def diag(self, name):
+        return self.ev.vals[self.m.diag[name].id]
+
 
 def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, backend: str) -> RunResult:
     t0 = time.perf_counter()
@@ -89,6 +92,7 @@ def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, ba
     has_ib = bool(prog.names) and prog.names[0] == "input_base"
     steps = 1 if (has_ib and max_steps >= 1) else 0
     model.feed_prompt(prompt_tokens(prog))
+    t1 = time.perf_counter()
     emitted: list[str] = []
     out = bytearray()
     status, trap, trap_pc = None, None, None
@@ -105,7 +109,11 @@ def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, ba
             break
         if t.startswith("trap("):
             status, trap = TRAPPED, t[5:-1]
-            trap_pc = model.pc()
+            if has_ib and len(emitted) == 1 and model.diag("input_trap") > 0.5:
+                # input_base itself trapped (its copy overflows memory): still step 1, pc 0
+                steps, trap_pc = 1, 0
+            else:
+                trap_pc = model.pc()
             break
         model.feed(t)
         if progress and t in vocab.STEP_END and steps % 4096 == 0:
@@ -120,8 +128,11 @@ def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, ba
         res.digest = digest_text(text)
         if trace == "text":
             res.trace = text
-    res.seconds = time.perf_counter() - t0
-    res.extra["tok_per_s"] = len(emitted) / res.seconds if res.seconds > 0 else None
+    t2 = time.perf_counter()
+    res.seconds = t2 - t0
+    res.extra["prompt_tokens"] = len(prompt_tokens(prog))
+    res.extra["prompt_seconds"] = t1 - t0
+    res.extra["tok_per_s"] = len(emitted) / (t2 - t1) if t2 > t1 else None  # generation only
     return res
 
 

@@ -47,11 +47,11 @@ def lower(m: Machine | None = None):
     g = m.g
     sch = schedule(g)
     order = sorted(g.nodes, key=lambda n: (sch.time[n.id], n.id))
-    dim = {n.id: i for i, n in enumerate(order)}
-    d = len(order)
-    one = dim[g.one.id]
     L = sch.layers
     V = len(vocab.TOKENS)
+    rows = readout(m)
+    dim, d, cleanups, dim_names = allocate(m, sch, order, rows)
+    one = dim[g.one.id]
 
     def put(mat, lin: Lin, col, row_offset=None):
         lin = Lin.of(lin)
@@ -74,7 +74,7 @@ def lower(m: Machine | None = None):
     dk = max(len(h.key_vec) for h in g.heads)
     dv = max(len(h.values) for h in g.heads)
     ffn_at = [[n for n in order if n.kind == "ffn" and sch.time[n.id] == 2 * l] for l in range(1, L + 1)]
-    Fw = max(sum(len(n.data) for n in x) for x in ffn_at)
+    Fw = max(sum(len(n.data) for n in x) + len(cleanups.get(2 * (l + 1), ())) for l, x in enumerate(ffn_at))
     for l in range(L):
         wq = np.zeros((H, d, dk))
         wk = np.zeros((H, d, dk))
@@ -103,11 +103,16 @@ def lower(m: Machine | None = None):
                 put(wg, v, j)
                 wd[j, dim[n.id]] = float(c)
                 j += 1
+        for dd in cleanups.get(2 * (l + 1), ()):   # relu(1) * (-x[dd]) zeroes a freed dimension
+            wu[one, j] = 1.0
+            wg[dd, j] = -1.0
+            wd[j, dd] = 1.0
+            j += 1
         tensors[f"layers.{l}.ffn.wu"] = wu
         tensors[f"layers.{l}.ffn.wv"] = wg
         tensors[f"layers.{l}.ffn.wo"] = wd
     U = np.zeros((d, V))
-    for t, (terms, const) in enumerate(readout(m)):
+    for t, (terms, const) in enumerate(rows):
         for node, c in terms:
             U[dim[node.id], t] += c
         U[one, t] += const
@@ -124,10 +129,69 @@ def lower(m: Machine | None = None):
         "heads_per_layer": sch.heads_per_layer,
         "neurons_per_layer": sch.neurons_per_layer,
         "head_names": [[h.name for h in x] for x in heads_at],
-        "dim_names": [n.name for n in order],
+        "dim_names": dim_names,
+        "residual_nodes": len(order),
+        "cleanup_neurons": sum(len(v) for v in cleanups.values()),
         "horizon": "positions < 2**22; stack depth <= 65536; call depth <= 4096; addresses < 2**24",
     }
     return cfg, {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}
+
+
+def allocate(m: Machine, sch, order, rows):
+    """Residual dimensions by liveness: a node's dimension is free once its
+    last reader has run; a later node may take it after one FFN neuron
+    (relu(1) * -x) has zeroed it at an FFN sub-layer between the two. The
+    cleanup goes to the least loaded admissible FFN sub-layer. Greedy, in
+    schedule order, lowest dimension first: deterministic."""
+    g = m.g
+    T = sch.time
+    end = 2 * sch.layers + 1
+    last = {n.id: T[n.id] for n in g.nodes}
+    for n in g.nodes:
+        if n.kind == "ffn":
+            for dep in g.node_deps(n):
+                last[dep.id] = max(last[dep.id], T[n.id])
+    for i, h in enumerate(g.heads):
+        for dep in h.deps():
+            last[dep.id] = max(last[dep.id], sch.head_time[i])
+    for terms, _ in rows:
+        for n, _ in terms:
+            last[n.id] = end
+    for n in list(m.diag.values()) + [g.one]:
+        last[n.id] = end
+    load = {2 * (l + 1): sch.neurons_per_layer[l] for l in range(sch.layers)}
+    dim: dict[int, int] = {}
+    occupant: list = []       # per dim: (node id, write time, last read)
+    names: list = []
+    cleanups: dict[int, list] = {}
+    for n in order:
+        t = T[n.id]
+        best = None
+        for dd, (a, ta, ra) in enumerate(occupant):
+            if ra >= end:
+                continue
+            lo = max(ra, ta + 1, 2)
+            lo += lo % 2
+            cands = [c for c in range(lo, t, 2)]
+            if not cands:
+                continue
+            c = min(cands, key=lambda c: (load[c], c))
+            if best is None or (load[c], dd) < (load[best[1]], best[0]):
+                best = (dd, c)
+        if best is None:
+            dim[n.id] = len(occupant)
+            occupant.append((n.id, t, last[n.id]))
+            names.append([n.name])
+        else:
+            dd, c = best
+            cleanups.setdefault(c, []).append(dd)
+            load[c] += 1
+            dim[n.id] = dd
+            occupant[dd] = (n.id, t, last[n.id])
+            names[dd].append(n.name)
+    for c in cleanups:
+        cleanups[c].sort()
+    return dim, len(occupant), cleanups, names
 
 
 def build(outdir: str | Path | None = None) -> Path:

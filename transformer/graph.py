@@ -286,6 +286,38 @@ class Graph:
                  key_vec=kv, query_vec=qv)
         return self._head(h, [f"{name}.{k}" for k in values])
 
+    def prune(self, roots) -> int:
+        """Drop every node (and head output) that no root depends on; returns
+        how many nodes went. Node ids are renumbered in creation order."""
+        live: set[int] = set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n.id in live:
+                continue
+            live.add(n.id)
+            if n.kind == "attn":
+                h, i = n.data
+                stack.extend(h.values[i].terms)
+                for lin in h.key_vec + h.query_vec:
+                    stack.extend(lin.terms)
+            else:
+                stack.extend(self.node_deps(n))
+        live.add(self.one.id)
+        before = len(self.nodes)
+        for h in self.heads:
+            keep = [i for i, o in enumerate(h.outs) if o.id in live]
+            h.values = [h.values[i] for i in keep]
+            h.outs = [h.outs[i] for i in keep]
+            for j, o in enumerate(h.outs):
+                o.data = (h, j)
+        self.heads = [h for h in self.heads if h.outs]
+        self.nodes = [n for n in self.nodes if n.id in live]
+        for i, n in enumerate(self.nodes):
+            n.id = i
+        self._cache.clear()
+        return before - len(self.nodes)
+
     # ---- schedule-independent facts ---------------------------------------
     def node_deps(self, n: Node):
         if n.kind == "ffn":

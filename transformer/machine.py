@@ -34,8 +34,8 @@ Supported range (the horizon; beyond it the construction is undefined):
 positions < 2**22, stack depth <= 65536, call depth <= 4096, memory addresses
 < 2**24 (the machine's memory is 10 MiB), and a program whose pc 0 is
 `input_base` must not branch back to pc 0 (re-executing input_base emits no
-tokens); an `input_base` whose copy would overflow memory (a trap at the
-first step) is not detected.
+tokens). An `input_base` whose copy overflows memory traps at the input
+commit: that case's kind neuron has weight 2, so it outweighs the first step.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class Machine:
         self.flag = None
         self.diag: dict[str, object] = {}
         _construct(self)
+        roots = list(self.kind.values()) + [self.val, self.flag] + list(self.diag.values())
+        self.pruned = self.g.prune(roots)
 
 
 def _construct(m: Machine) -> None:
@@ -89,7 +91,7 @@ def _construct(m: Machine) -> None:
     pb = [g.pos(f"pbyte{k}", "byte", k) for k in range(3)]
 
     # ---------------- layer 1: sums, relative tokens, markers ----------------
-    avg = g.average("sum", {"sd": F["sd"], "cd": F["cdd"]})
+    avg = g.average("sum", {"sd": F["sd"], "cd": F["cdd"], "ends": F["is_term"]})
     rel = {}
     for k in range(1, 5):
         vals = {"b": F["bval"], "s8": F["s8"]}
@@ -105,6 +107,7 @@ def _construct(m: Machine) -> None:
     # FFN 1
     sp_raw = g.mul("sp_raw", n1, avg[0])
     cd_raw = g.mul("cd_raw", n1, avg[1])
+    ends_raw = g.mul("ends_raw", n1, avg[2])
     off = rel[4]["b"] + 256 * rel[3]["b"] + 65536 * rel[2]["b"] + (1 << 24) * rel[1]["s8"]
     cbr = g.mul("pc_branch", F["isbr"], off)
     c = F["is_term"] + cbr - F["lb"] + F["op:input_base"]
@@ -124,6 +127,7 @@ def _construct(m: Machine) -> None:
     sp = dict(zip(spv, g.lookup("sp", "unique", [pos], [sp_raw], spv, key_sq=psq)))
     cdv = {"v": pos, "lo": lo[0], "hi": hi[0]}
     cd = dict(zip(cdv, g.lookup("cd", "unique", [pos], [cd_raw], cdv, key_sq=psq)))
+    ends = g.lookup("ends", "unique", [pos], [ends_raw], {"v": pos}, key_sq=psq)[0]
     avgc = g.average("pcsum", {"c": c})[0]
     f0v = {"ib": rel[4]["op:input_base"], "i0": rel[3]["b"], "i1": rel[2]["b"], "i2": rel[1]["b"], "i3": F["bval"]}
     f0 = dict(zip(f0v, g.lookup("fetch0", "unique", [fkey], [Lin()], f0v, write=instr_end, key_sq=fkey_sq)))
@@ -137,6 +141,10 @@ def _construct(m: Machine) -> None:
     CD = cd["v"]
     cd_ge1 = g.step("cd>=1", CD, 1)
     cd_max = g.step("cd_max", CD, DEPTH)
+    # input_base whose copy (input + NUL at base) overflows memory: trap at the input commit
+    ends1 = g.eq("ends==1", ends, 1)
+    ib_over = g.step("input_overflow", f0["i0"] + 256 * f0["i1"] + 65536 * f0["i2"] + (1 << 24) * f0["i3"]
+                     + pos - RB - 1, MEM + 1)
 
     # ---------------- layer 3: fetch, stack, pc bytes ---------------------
     pcprev = pc_raw - c
@@ -161,7 +169,8 @@ def _construct(m: Machine) -> None:
     m.diag.update(pc_raw=pc_raw, sp=SP, cd=CD, n=LT)
 
     # FFN 3: opcode decoding, arithmetic, comparisons, addresses
-    OP = {op: g.eq(f"op={op}", OPC, opnum(op)) for op in OP_NAMES if op != "input_base"}
+    ladder = [g.step(f"opc>={t}", OPC, t) for t in range(1, len(OP_NAMES) + 1)] + [Lin()]
+    OP = {op: Lin.of(ladder[opnum(op) - 1]) - ladder[opnum(op)] for op in OP_NAMES if op != "input_base"}
     def U(v):
         return v["b0"] + 256 * v["b1"] + 65536 * v["b2"] + (1 << 24) * v["b3"]
 
@@ -255,10 +264,15 @@ def _construct(m: Machine) -> None:
     flag_neurons: list = []
     sgn = F["flag"]  # the previous token's flag (sign of a signed load)
 
+    simple: dict = {}   # (kind, n indicator) -> op indicators, for cases with no extra condition
+
     def case(conds, kind, val=None, flag=None):
+        if len(conds) == 2:  # [op, n]: merged below with the other ops of the same kind and n
+            simple.setdefault((kind, conds[1].id), (conds[1], []))[1].append(conds[0])
+        else:
+            lc = [Lin.of(x) for x in conds]
+            kind_neurons[kind].append((1, sum(lc, Lin()) - (len(lc) - 1), one))
         conds = [Lin.of(x) for x in conds]
-        s = sum(conds, Lin())
-        kind_neurons[kind].append((1, s - (len(conds) - 1), one))
         if val is not None:
             val_neurons.extend(g.gate_neurons(val, conds, 255))
         if flag is not None:
@@ -361,6 +375,17 @@ def _construct(m: Machine) -> None:
         else:
             raise AssertionError(f"no output rule for {op}")
 
+    # the input_base trap outweighs (2 vs 1) whatever the first step would emit
+    kind_neurons["trap(oob)"].append((2, Lin.of(ends1) + F["is_term"] + ib_over + f0["ib"] - 3, one))
+    m.diag["input_trap"] = g.all_of("input_trap", [ends1, F["is_term"], ib_over, f0["ib"]])
+    # one neuron per (kind, set of ops, set of n): ops and n are one-hot, so sums are 0/1
+    by_ops: dict = {}
+    for (kind, _), (nsig, ops) in simple.items():
+        key = (kind, tuple(Lin.of(o).key() for o in ops))
+        by_ops.setdefault(key, (ops, []))[1].append(nsig)
+    for (kind, _), (ops, ns) in by_ops.items():
+        kind_neurons[kind].append((1, sum((Lin.of(o) for o in ops), Lin()) + sum((Lin.of(x) for x in ns), Lin())
+                                   - 1, one))
     for kind in KINDS:
         if kind_neurons[kind]:
             m.kind[kind] = g.ffn(f"out.{kind}", kind_neurons[kind])

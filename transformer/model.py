@@ -142,6 +142,9 @@ class Session:
     def pc(self):
         return int(round(float(self.resid[self.pc_dim])))
 
+    def diag(self, name):
+        return float(self.resid[self.m.cfg["diag_dims"][name]])
+
 
 def load_model(path: str | Path | None = None, build_if_missing: bool = True) -> AnalyticTransformer:
     from safetensors.torch import load_file

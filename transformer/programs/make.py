@@ -244,6 +244,22 @@ PROGRAMS = {
         i32.store8 0x10
         halt
     """, b""),
+    "trap_oob_store16": ("""
+        i32.const 0x9fffff
+        i32.const 1
+        i32.store16 0
+        halt
+    """, b""),
+    "trap_input_base": ("""
+        input_base 0x9ffffd
+        halt
+    """, b"abc"),
+    "input_base_fits": ("""
+        input_base 0x9ffffb
+        i32.const 0x9ffffb
+        i32.load 0
+        halt
+    """, b"abcd"),
     "trap_return_outside": ("""
         i32.const 1
         return 0
