@@ -824,7 +824,8 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
             kinds.append(("loop", 2))
     if ctx.labels:
         kinds += [("br_if", 2), ("br", 1), ("br_table", 1)]
-    kinds.append(("return", 1))
+    if ctx.labels or not ctx.is_main:      # a top-level return in main only cuts it short
+        kinds.append(("return", 1))
     if ctx.may_trap:
         kinds.append(("unreachable", 1))
     k = _weighted(draw, kinds)

@@ -165,6 +165,38 @@ def test_graph_call_depth_trap(graph_backend):
     assert res.trap == "call_depth"
 
 
+# ---- programs from the toolchain (C examples) ---------------------------------
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def _example(name: str, data: bytes):
+    try:
+        from isowasm.toolchain.frontend import compile_file
+        return compile_file(str(EXAMPLES / f"{name}.c"), input=data)[1]
+    except Exception as e:  # no clang / toolchain here
+        pytest.skip(f"toolchain unavailable: {e}")
+
+
+def test_graph_hello_c(graph_backend):
+    res = _check(graph_backend, _example("hello", b""), 1000)
+    assert res.output == b"Hello, world!\n"
+
+
+@pytest.mark.slow
+def test_torch_hello_c(torch_backend):
+    _check(torch_backend, _example("hello", b""), 1000)
+
+
+@pytest.mark.slow
+def test_graph_addition_c(graph_backend):
+    _check(graph_backend, _example("addition", b"12345678901234567890 98765432109876543210"), 100000)
+
+
+@pytest.mark.slow
+def test_torch_addition_c(torch_backend):
+    _check(torch_backend, _example("addition", b"12345678901234567890 98765432109876543210"), 100000)
+
+
 # ---- weights --------------------------------------------------------------
 def _plain_forward(weights_dir: Path, ids):
     """The forward pass rebuilt from the safetensors with standard torch ops
@@ -229,6 +261,19 @@ def test_build_is_deterministic(built, tmp_path):
     again = build(tmp_path / "again")
     assert sha256(again / "model.safetensors") == sha256(built / "model.safetensors")
     assert (again / "config.json").read_text() == (built / "config.json").read_text()
+
+
+def test_build_is_deterministic_across_processes(built, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from transformer.build import sha256
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run([sys.executable, "-m", "transformer.build", str(tmp_path / "p")], cwd=root, env=env,
+                   check=True, capture_output=True)
+    assert sha256(tmp_path / "p" / "model.safetensors") == sha256(built / "model.safetensors")
 
 
 def test_info(built):

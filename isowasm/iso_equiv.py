@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suites", nargs="*", default=list(SUITES))
     ap.add_argument("--count", type=int, default=40, help="generated programs")
     ap.add_argument("--seed", type=int, default=20261124)
+    ap.add_argument("--match", nargs="*", help="only programs whose name contains one of these")
     args = ap.parse_args(argv)
     try:
         if args.backends:
@@ -73,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ISO_EQUIV_FAIL")
         return 2
     names = [b.name for b in backends]
-    width = max(12, *(len(n) + 2 for n in names))
+    width = max(18, *(len(n) + 2 for n in names))
     print(f"{'program':<48}" + "".join(f"{n:>{width}}" for n in names))
     failures = []
     total = 0
     t0 = time.perf_counter()
     for suite in args.suites:
         for pname, build, budget, mode in _cases(suite, args.count, args.seed):
+            if args.match and not any(m in pname for m in args.match):
+                continue
             total += 1
             try:
                 case = build()
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {pname}\n{rep}")
     print(f"\n{total} programs, {len(names)} implementations, {len(failures)} failing, "
           f"{time.perf_counter() - t0:.1f} s")
+    if total == 0:
+        print("no programs selected")
+        failures.append(("<none>", "nothing was compared"))
     print("ISO_EQUIV_FAIL" if failures else "ISO_EQUIV_OK")
     return 1 if failures else 0
 

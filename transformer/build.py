@@ -1,8 +1,10 @@
 """Lowers the machine graph to weights: numpy float64 arrays saved as
 safetensors, plus a JSON config. `python3 -m transformer.build [outdir]`.
 
-Residual stream: one dimension per graph node (token features, positional
-features, head outputs, FFN nodes), in schedule order. Per layer:
+Residual stream: each graph node (token feature, positional feature, head
+output, FFN node) owns a dimension from the sub-layer that writes it to its
+last reader; dimensions are then reused (`allocate`), a freed one being
+zeroed by one cleanup neuron first. Per layer:
 
 * attention: for every head, W_q / W_k map the residual to the head's query
   and key vectors (`Head.query_vec` / `key_vec`), W_v to its values, W_o adds
@@ -125,9 +127,9 @@ def lower(m: Machine | None = None):
         "pos_features": posf, "one_dim": one,
         "diag_dims": {k: dim[v.id] for k, v in m.diag.items()},
         "parameters": params,
-        "schedule": sch.report,
+        "schedule": {**sch.report, "d_ffn": Fw},
         "heads_per_layer": sch.heads_per_layer,
-        "neurons_per_layer": sch.neurons_per_layer,
+        "neurons_per_layer": [sch.neurons_per_layer[l] + len(cleanups.get(2 * (l + 1), ())) for l in range(L)],
         "head_names": [[h.name for h in x] for x in heads_at],
         "dim_names": dim_names,
         "residual_nodes": len(order),

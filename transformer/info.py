@@ -27,6 +27,7 @@ def model_info(path: str | Path | None = None) -> dict:
         "d_head_qk": cfg["d_head_qk"], "d_head_v": cfg["d_head_v"], "d_ffn": cfg["d_ffn"],
         "vocab_size": cfg["vocab_size"], "parameters": cfg["parameters"], "attn_scale": cfg["attn_scale"],
         "schedule": cfg["schedule"], "horizon": cfg["horizon"], "layers": layers,
+        "graph_nodes": cfg.get("residual_nodes"), "cleanup_neurons": cfg.get("cleanup_neurons"),
     }
 
 
@@ -40,6 +41,8 @@ def format_info(info: dict) -> str:
         f"  schedule: layers {s['layers']} (lower bound {s['layers_lower_bound']}), "
         f"d_ffn {s['d_ffn']} (lower bound {s['d_ffn_lower_bound']}), "
         f"heads {s['heads']} (lower bound {s['heads_lower_bound']})",
+        f"  residual: {info['graph_nodes']} graph nodes in {info['d_model']} dimensions "
+        f"({info['cleanup_neurons']} cleanup neurons reuse freed ones)",
         f"  attention scale {info['attn_scale']:g}; horizon: {info['horizon']}",
     ]
     for L in info["layers"]:

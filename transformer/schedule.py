@@ -10,8 +10,9 @@ path, so the layer count meets its lower bound); then nodes with slack are
 moved later, one at a time in a fixed order, when that lowers the peak
 neuron count of the FFN sub-layers or the peak head count (the d_ffn and
 head width of the model). The report states the gaps to the simple lower
-bounds ceil(total / layers). Everything is deterministic (creation order,
-no hashing of object ids).
+bounds ceil(total / layers). Residual width is minimised afterwards by
+`transformer.build.allocate` (liveness-based reuse of dimensions).
+Everything is deterministic (creation order, no hashing of object ids).
 """
 
 from __future__ import annotations
@@ -98,6 +99,32 @@ def _balance(g, time, htime, users, layers):
         t = min(ts) - 1
         return t if t % 2 == 0 else t - 1
 
+    # heads first: move a head later (all its outputs together) when its
+    # consumers allow and the target attention sub-layer has fewer heads
+    hload: dict[int, int] = {}
+    for t in htime.values():
+        hload[t] = hload.get(t, 0) + 1
+    for i in reversed(range(len(g.heads))):
+        h = g.heads[i]
+        ts = []
+        for o in h.outs:
+            for kind, j in users[o.id]:
+                ts.append(time[j] if kind == "n" else htime[j])
+        if not ts:
+            continue
+        lt = min(ts) - 1
+        lt = lt if lt % 2 == 1 else lt - 1
+        t0 = htime[i]
+        best, best_load = t0, hload[t0]
+        for t in range(t0 + 2, lt + 1, 2):
+            if hload.get(t, 0) + 1 < best_load:
+                best, best_load = t, hload.get(t, 0) + 1
+        if best != t0:
+            hload[t0] -= 1
+            hload[best] = hload.get(best, 0) + 1
+            htime[i] = best
+            for o in h.outs:
+                time[o.id] = best
     load = {}
     for n in nodes:
         if n.kind == "ffn":
