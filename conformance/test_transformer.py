@@ -293,3 +293,31 @@ def test_branch_to_input_base_is_outside_the_horizon(graph_backend):
     """)
     with pytest.raises(Unsupported):
         graph_backend.run(Case("t", prog), max_steps=10, trace="text")
+
+
+@pytest.mark.slow
+def test_running_sums_stay_within_the_snap_margin():
+    """The averaging heads are the torch path's only inexact step: over a long
+    real trace, n * mean (as softmax-weighted sums compute it) must stay far
+    within the 0.5 margin of the snap (and of the pc fetch)."""
+    torch = pytest.importorskip("torch")
+    from transformer import vocab
+    from transformer.backends import prompt_tokens
+    prog = _example("fibonacci", b"50")
+    ref = run_reference(prog, trace="text", max_steps=10 ** 6)
+    toks = prompt_tokens(prog) + ref.trace.split()[len(prog.input) + 2:]
+    f = [vocab.features(t) for t in toks]
+    sd = [x.get("sd", 0) for x in f]
+    pc = []
+    for i, x in enumerate(f):
+        v = x.get("is_term", 0) - x.get("lb", 0) + x.get("op:input_base", 0)
+        if x.get("isbr"):
+            b = [f[i - 4 + k].get("bval", 0) for k in range(4)]
+            v += b[0] + 256 * b[1] + 65536 * b[2] + (1 << 24) * f[i - 1]["s8"]
+        pc.append(v)
+    for vals in (sd, pc):
+        v = torch.tensor(vals, dtype=torch.float64)
+        exact = torch.cumsum(v, 0)
+        for i in list(range(1000, len(toks), 4999)) + [len(toks) - 1]:
+            mean = torch.softmax(torch.zeros(1, i + 1, dtype=torch.float64), -1) @ v[:i + 1]
+            assert abs(float(mean[0]) * (i + 1) - float(exact[i])) < 1e-3

@@ -184,3 +184,28 @@ def annotate_lines(prog: Program, trace_text: str) -> list[tuple[int | None, int
         step += 1
     out += [(None, None)] * (len(lines) - len(out))
     return out
+
+
+def summarize(prog: Program, trace_text: str) -> dict:
+    """What a canonical trace says about its run, read from the trace alone:
+    status (halted / trapped / budget-exhausted — a trace that ends without
+    halt or trap stopped on its budget), trap name and pc, output bytes, steps
+    and tokens. Used for implementations that only hand back a trace."""
+    lines = trace_text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    ann = annotate_lines(prog, trace_text)
+    output = bytearray()
+    for ln in lines:
+        if ln.startswith("out("):
+            c = ln[4:-1]
+            output.append(ord(c) if len(c) == 1 else int(c, 16))
+    last = lines[-1] if lines else ""
+    status, trap, trap_pc = "budget-exhausted", None, None
+    if last == "halt":
+        status = "halted"
+    elif last.startswith("trap(") and last.endswith(")"):
+        status, trap, trap_pc = "trapped", last[5:-1], ann[-1][1]
+    steps = max((s for s, _ in ann if s is not None), default=-1) + 1
+    return {"status": status, "trap": trap, "trap_pc": trap_pc, "output": bytes(output),
+            "steps": steps, "tokens": count_tokens(trace_text)}

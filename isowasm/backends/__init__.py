@@ -45,6 +45,11 @@ def known_backends() -> dict[str, str]:
 
 
 def get_backend(name: str) -> Backend:
+    from isowasm.backends import external
+
+    decl = external.declared().get(name)
+    if decl is not None:
+        return external.CommandBackend(name, decl)
     spec = known_backends().get(name)
     if spec is None:
         raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(known_backends())})")
@@ -58,8 +63,10 @@ def get_backend(name: str) -> Backend:
 
 def available_backends() -> dict[str, Backend | str]:
     """name -> a ready backend, or the reason it is unavailable."""
+    from isowasm.backends import external
+
     out: dict[str, Backend | str] = {}
-    for name in known_backends():
+    for name in [*known_backends(), *external.declared()]:
         try:
             out[name] = get_backend(name)
         except BackendUnavailable as e:
