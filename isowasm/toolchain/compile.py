@@ -482,9 +482,13 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
     # compute runs in the top frame; functions follow, then the helpers.
     fe = m.funcs[entry - m.num_imported_funcs]
     _FuncCompiler(ctx, fe, entry=True).compile(asm.new_label())
-    called = {ins.arg for f in m.funcs for ins in f.body if ins.op == "call"} | {m.start}
+    # Only functions reachable from compute (or the start function) are laid
+    # out: the program is the transformer's prompt, and dead code would only
+    # lengthen it. Calls are all direct (call_indirect is rejected).
+    reach = _reachable(m, [entry] + ([m.start] if m.start is not None else []))
+    called = {ins.arg for f in m.funcs if f.index in reach for ins in f.body if ins.op == "call"} | {m.start}
     for f in m.funcs:
-        if f.index != entry or entry in called:
+        if f.index in reach and (f.index != entry or entry in called):
             _FuncCompiler(ctx, f, entry=False).compile(func_labels[f.index])
     _compile_helpers(asm, helpers, gbase)
     if ctx.oob_used:
@@ -495,6 +499,19 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
         raise CompileError(f"program of {len(asm.names)} instructions: the machine holds at most "
                            f"{LIMITS['max_instructions']}", construct="program size")
     return Program(asm.names, asm.imms, input, name)
+
+
+def _reachable(m: Module, roots: list[int]) -> set[int]:
+    by_index = {f.index: f for f in m.funcs}
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        i = todo.pop()
+        if i in seen or i not in by_index:
+            continue
+        seen.add(i)
+        todo += [ins.arg for ins in by_index[i].body if ins.op == "call"]
+    return seen
 
 
 def _data_segments(asm: Asm, m: Module, mem_bytes: int) -> None:
