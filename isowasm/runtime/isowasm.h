@@ -28,16 +28,15 @@
  *     an add usually does the job. Watch for clang making them up: `a || b`
  *     on flags can become i32.or, and `c == ' ' || c == '\n' || ...` a
  *     run-time shift into a bit mask.
- *   - PITFALL: clang 14 (wasm32, -O2) compiles a division or remainder by a
- *     CONSTANT (x / 10, x % 3, ...) into an i64.mul "magic number" sequence,
- *     and i64 is rejected by the toolchain. Never divide by a constant: use
- *     a table, a shift (x >> 1 for unsigned x / 2), repeated subtraction
- *     with a bounded number of steps, or iso_udiv()/iso_umod() below, whose
- *     divisor clang cannot see as a constant.
- *   - PITFALL 2: clang merges adjacent stores of constants (a fully or
+ *   - Division and remainder (x / 10, x % 3, ...) stay i32.div/rem on
+ *     wasm32 and are lowered into loops of at most 32 iterations (about a
+ *     thousand steps each): fine, but in hot loops a table, a shift
+ *     (x >> 1 for unsigned x / 2) or repeated subtraction is far cheaper.
+ *   - PITFALL: clang merges adjacent stores of constants (a fully or
  *     partly unrolled initialisation loop, a run of byte stores) into one
  *     i64.store. Put `#pragma clang loop unroll(disable)` on such loops
- *     (the examples do), or compile with -mllvm -combiner-store-merging=0.
+ *     (the examples do); the toolchain also passes
+ *     -mllvm -combiner-store-merging=0.
  *     The mem* functions below are noinline for the same reason: inlined
  *     with a constant length they unroll and merge.
  *   - Check the assembly (clang ... -S) for "i64" when in doubt.
@@ -101,8 +100,7 @@ __attribute__((used, noinline)) iso_size_t strlen(const char *s) {
 /*
  * Unsigned division and remainder whose divisor is an ordinary run-time
  * value: the functions have external linkage and are never inlined, so
- * clang cannot specialise them for a constant divisor (which would bring
- * back the i64 magic-number sequence). The toolchain lowers the i32.div_u
+ * one lowered division loop serves every call site. The toolchain lowers the i32.div_u
  * / i32.rem_u inside into a loop of at most 32 iterations. Division by zero
  * traps (div_zero), as in WebAssembly.
  */
@@ -128,7 +126,7 @@ static inline void out_str(const char *s) {
 /*
  * Powers of ten, largest first. A digit is found by subtracting its power
  * at most 9 times, so a number costs at most 90 subtractions and needs no
- * division at all (and so no i64 magic-number division from clang).
+ * division at all (10 subtractions are cheaper than one lowered division).
  */
 static const unsigned iso_pow10[10] = {
     1000000000u, 100000000u, 10000000u, 1000000u, 100000u,

@@ -23,6 +23,9 @@ RUNTIME_DIR = TOOLCHAIN_DIR.parent / "runtime"
 CLANG = os.environ.get("ISOWASM_CLANG", "clang")
 CLANG_FLAGS = [
     "--target=wasm32", "-nostdlib", "-O2", "-fno-builtin",
+    # Adjacent constant stores would otherwise be merged into i64.store,
+    # which the machine (i32 only) cannot run.
+    "-mllvm", "-combiner-store-merging=0",
     "-Wl,--no-entry", "-Wl,--export=compute", "-Wl,--export=__heap_base",
     "-Wl,-z,stack-size=65536", "-Wl,--initial-memory=10485760", "-Wl,--max-memory=10485760",
 ]
