@@ -31,7 +31,7 @@ def bench_generator(seed: int, seconds: float) -> tuple[int, float, list[str]]:
     return len(wats), time.perf_counter() - t0, wats
 
 
-def bench_pipeline(seed: int, seconds: float) -> None:
+def bench_pipeline(seed: int, seconds: float) -> float | None:
     try:
         from isowasm.backends import get_backend
         from isowasm.backends.base import Case
@@ -39,7 +39,7 @@ def bench_pipeline(seed: int, seconds: float) -> None:
         from isowasm.toolchain import compile_source
     except ImportError as e:
         print(f"pipeline: skipped ({e})")
-        return
+        return None
     backends = [get_backend("reference"), get_backend("wasmtime")]
     t_gen = t_compile = t_run = 0.0
     n = bad = 0
@@ -83,18 +83,33 @@ def bench_pipeline(seed: int, seconds: float) -> None:
     del backends, cmp
     import gc
     gc.collect()   # free wasmtime objects now, not during interpreter shutdown
+    return n / total
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="time per measurement (default 10)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default="results/bench_generator.json", help="record for `isowasm report` ('' to skip)")
     args = ap.parse_args()
     n, dt, wats = bench_generator(args.seed, args.seconds)
     lines = statistics.mean(w.count("\n") for w in wats)
     print(f"generator alone: {n} programs in {dt:.1f} s = {n / dt:.1f} programs/s "
           f"(mean {lines:.0f} WAT lines)")
-    bench_pipeline(args.seed, args.seconds)
+    rate = bench_pipeline(args.seed, args.seconds)
+    if args.json:
+        import json
+        import os
+
+        rates = {"generator alone": n / dt}
+        if rate is not None:
+            rates["generate + compile + run + compare (reference, wasmtime)"] = rate
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + f".tmp.{os.getpid()}")
+        tmp.write_text(json.dumps({"kind": "bench_generator", "time": time.time(),
+                                   "cpus": os.cpu_count(), "rates": rates}, indent=1))
+        os.replace(tmp, out)
 
 
 if __name__ == "__main__":

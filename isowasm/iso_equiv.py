@@ -34,10 +34,17 @@ def _cases(suite: str, count: int, seed: int):
         for cc in load_cases():
             yield f"compliance/{cc.category}/{cc.name}", (lambda cc=cc: build_case(cc)), cc.max_steps, "text"
     elif suite == "generated":
-        from conformance.strategies import sample_cases
+        from conformance.strategies import examples, render
+        from isowasm.backends.base import Case
+        from isowasm.toolchain import compile_source
 
-        for name, build in sample_cases(seed=seed, count=count):
-            yield f"generated/{name}", build, 2_000_000, "text"
+        def build(wat: str, name: str) -> Case:
+            wasm, prog = compile_source(wat, lang="wat", name=name)
+            return Case(name, prog, wasm)
+
+        for k, module in enumerate(examples(seed, count)):
+            name = f"seed{seed}-{k}"
+            yield f"generated/{name}", (lambda w=render(module), n=name: build(w, n)), 2_000_000, "text"
     else:
         raise IsowasmError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
 
