@@ -37,7 +37,7 @@ test: setup
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q
 
 test-slow: setup
-	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m slow
+	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m "slow and not heavy"
 
 clean:
 	rm -rf ports/rust/target ports/ocaml/_build results .hypothesis

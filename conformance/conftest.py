@@ -30,8 +30,12 @@ def backend_params(traces_only: bool = True, exclude: tuple[str, ...] = ()):
             continue
         if traces_only and not b.traces:
             continue
-        out.append(pytest.param(name, id=name))
+        out.append(pytest.param(name, id=name, marks=_heavy_marks(b)))
     return out
+
+
+def _heavy_marks(b) -> tuple:
+    return (pytest.mark.slow, pytest.mark.heavy) if getattr(b, "heavy", False) else ()
 
 
 def backend(name: str):

@@ -18,6 +18,7 @@ import wasmtime
 from hypothesis import HealthCheck, Phase, given, settings
 
 from conformance import hypothesis_profiles as profiles
+from conformance.conftest import backend_params
 from conformance.strategies import Module, modules, render
 from isowasm.backends import available_backends, required_backends
 from isowasm.backends.base import Case
@@ -49,17 +50,7 @@ if faulthandler.is_enabled():
 
 
 def _backend_params():
-    out = []
-    required = required_backends()
-    for name, b in _AVAILABLE.items():
-        if name == "wasmtime":
-            continue
-        if isinstance(b, str):
-            marks = () if name in required else pytest.mark.skip(reason=b)
-            out.append(pytest.param(name, id=name, marks=marks))
-        else:
-            out.append(pytest.param(name, id=name))
-    return out
+    return backend_params(exclude=("wasmtime",))
 
 
 def _need(name: str):

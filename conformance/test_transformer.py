@@ -79,6 +79,12 @@ def test_budget_exhausted(graph_backend, budget):
     assert res.status == "budget-exhausted"
 
 
+@pytest.mark.parametrize("name", ["memory", "trap_input_base", "input_base_fits"])
+@pytest.mark.parametrize("budget", [0, 1, 2])
+def test_small_budgets_with_input_base(graph_backend, name, budget):
+    _check(graph_backend, load_program(str(PROG_DIR / f"{name}.prog")), budget)
+
+
 # ---- random programs (seeded; mostly well-formed stack discipline) ----------
 _OPS = {o["name"]: o for o in table.ops()}
 
@@ -163,6 +169,14 @@ def test_graph_call_depth_trap(graph_backend):
     """)
     res = _check(graph_backend, prog, 10000)
     assert res.trap == "call_depth"
+
+
+@pytest.mark.slow
+def test_graph_stack_overflow_trap(graph_backend):
+    """65536 pushes (334k tokens): the resource trap, and slot keys up to 2**16."""
+    from transformer.programs.make import asm
+    res = _check(graph_backend, asm("top:\n" + "i32.const 7\n" * 64 + "br top\n"), 10 ** 6)
+    assert res.trap == "stack_overflow"
 
 
 # ---- programs from the toolchain (C examples) ---------------------------------
@@ -250,8 +264,9 @@ def test_rebuilt_forward_matches_module(built):
     logits, _, _ = model(torch.tensor(ids), 0, None)
     assert torch.equal(plain.argmax(-1), logits.argmax(-1))
     assert torch.allclose(plain, logits, rtol=0, atol=1e-6)
-    # the logits at the trace positions predict the reference's next tokens
     start = len(prompt_tokens(prog)) - 1
+    assert torch.equal(plain[start:], logits[start:])  # identical where the trace is generated
+    # the logits at the trace positions predict the reference's next tokens
     for i in range(start, len(toks) - 1):
         assert vocab.TOKENS[int(plain[i].argmax())] == toks[i + 1]
 

@@ -138,6 +138,32 @@ def cmd_backends(args) -> int:
     return 0
 
 
+def cmd_model_info(args) -> int:
+    from transformer.info import print_info
+
+    info = print_info()
+    if args.json:
+        import json
+        import os
+
+        s = info["schedule"]
+        summary = {
+            "d_model": info["d_model"], "layers": info["n_layers"],
+            "heads per layer (max)": info["n_heads"], "head q/k dim": info["d_head_qk"],
+            "head v dim": info["d_head_v"], "d_ffn": info["d_ffn"], "vocabulary": info["vocab_size"],
+            "parameters": f"{info['parameters']:,}",
+            "layer lower bound": s["layers_lower_bound"], "d_ffn lower bound": s["d_ffn_lower_bound"],
+            "precision horizon": info["horizon"],
+        }
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + f".tmp.{os.getpid()}")
+        tmp.write_text(json.dumps({"kind": "model_info", "time": time.time(), "summary": summary,
+                                   "info": info}, indent=1, default=str))
+        os.replace(tmp, out)
+    return 0
+
+
 def cmd_report(args) -> int:
     from isowasm import report
 
@@ -172,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("backends", help="list backends and whether they can run here")
 
+    mp = sub.add_parser("model", help="the analytic transformer")
+    msub = mp.add_subparsers(dest="model_cmd", required=True)
+    mi = msub.add_parser("info", help="dims, layers, heads, parameters, per-layer use")
+    mi.add_argument("--json", nargs="?", const="results/model_info.json", default=None,
+                    help="also record the figures for `isowasm report` (default path results/model_info.json)")
+
     rp = sub.add_parser("report", help="regenerate FINDINGS.md from results/*.json")
     rp.add_argument("--results", default=None, help="results directory (default: results/)")
     rp.add_argument("--out", default=None, help="output file (default: FINDINGS.md)")
@@ -196,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_backends(args)
         if args.cmd == "report":
             return cmd_report(args)
+        if args.cmd == "model":
+            return cmd_model_info(args)
     except IsowasmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             missing = [n for n in required_backends() if isinstance(avail.get(n, "unknown"), str)]
             if missing:
                 raise IsowasmError(f"required backends unavailable: {', '.join(missing)}")
-            backends = [b for b in avail.values() if not isinstance(b, str)]
+            backends = [b for b in avail.values() if not isinstance(b, str) and not b.heavy]
     except IsowasmError as e:
         print(f"error: {e}")
         print("ISO_EQUIV_FAIL")

@@ -98,18 +98,72 @@ def render(results: Path = RESULTS) -> str:
 
     fuzz = _load(results, "fuzz.json")
     if fuzz:
-        lines += ["## Fuzzing", "", f"`isowasm fuzz`, {_when(fuzz)}: {fuzz['programs']:,} programs in "
-                  f"{fuzz['seconds']:.0f} s ({fuzz['programs'] / max(fuzz['seconds'], 1e-9):,.1f} programs/s) "
-                  f"on {', '.join(fuzz['backends'])}.", ""]
-        findings = fuzz.get("findings", [])
-        if findings:
-            lines += [f"{len(findings)} distinct divergence(s):", ""]
-            for f_ in findings:
-                lines += [f"### {f_['signature']}", "", "```wat", f_["wat"].rstrip(), "```", "",
-                          "```", f_["report"].rstrip(), "```", ""]
-        else:
-            lines += ["No divergence found.", ""]
+        lines += _fuzz_section(fuzz)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _fuzz_section(fuzz: dict) -> list[str]:
+    """The campaign summary written by `isowasm fuzz` (isowasm/fuzz.py):
+    throughput and where its time went, op coverage, and each distinct
+    divergence with its count, minimal WAT and the runner's report."""
+    lines = ["## Fuzzing", "", f"`isowasm fuzz`, {_when(fuzz)}: {fuzz['programs']:,} programs in "
+             f"{fuzz['seconds']:.0f} s ({fuzz['programs'] / max(fuzz['seconds'], 1e-9):,.1f} programs/s) "
+             f"on {', '.join(fuzz['backends'])}.", ""]
+    extra = []
+    if "seed" in fuzz:
+        extra.append(f"seed {fuzz['seed']}")
+    if fuzz.get("shard") not in (None, "0/1"):
+        extra.append(f"shard {fuzz['shard']}")
+    if "workers" in fuzz:
+        extra.append(f"{fuzz['workers']} worker process(es)")
+    if fuzz.get("reference_trace_every", 1) > 1:
+        extra.append(f"reference traced on 1 program in {fuzz['reference_trace_every']}")
+    if extra:
+        lines += ["Campaign: " + ", ".join(extra) + ".", ""]
+    timings = fuzz.get("timings") or {}
+    if timings and fuzz["programs"]:
+        total = sum(timings.values())
+        rows = [[k, _num(1e3 * v / fuzz["programs"], 2), _num(100 * v / max(total, 1e-9), 0) + " %"]
+                for k, v in sorted(timings.items(), key=lambda kv: -kv[1])]
+        cpu = fuzz.get("cpu_seconds")
+        lines += ["Where the time went (wall time in the workers, per program"
+                  + (f"; worker processes' CPU time {1e3 * cpu / fuzz['programs']:.2f} ms/program, "
+                     "the OCaml port's own process not included" if cpu else "") + "):", ""]
+        lines += _table(["phase", "ms/program", "share"], rows) + [""]
+    cov = fuzz.get("op_coverage")
+    if cov:
+        ops = {k: v for k, v in cov.items() if k.startswith("i32.")}
+        other = {k: v for k, v in cov.items() if not k.startswith("i32.")}
+        n = max(fuzz["programs"], 1)
+        never = sorted(k for k, v in cov.items() if not v)
+        lines += [f"Op coverage: {fuzz.get('coverage_percent', 0):.0f} % of the generator's wasm ops "
+                  f"and constructs occurred" + (f"; never: {', '.join(never)}" if never else "") + ".",
+                  "Share of programs containing each wasm op:", ""]
+        items = sorted(ops.items(), key=lambda kv: kv[0])
+        per_row = 4
+        rows = []
+        for i in range(0, len(items), per_row):
+            row = []
+            for k, v in items[i:i + per_row]:
+                row += [f"`{k}`", f"{100 * v / n:.0f} %"]
+            rows.append(row + ["", ""] * (per_row - len(items[i:i + per_row])))
+        lines += _table(["op", "programs"] * per_row, rows) + [""]
+        rare = sorted(other.items(), key=lambda kv: (kv[1], kv[0]))[:8]
+        if rare:
+            lines += ["Rarest constructs: " + ", ".join(f"{k} ({100 * v / n:.1f} %)" for k, v in rare)
+                      + ".", ""]
+    findings = fuzz.get("findings", [])
+    if findings:
+        lines += [f"{len(findings)} distinct divergence(s):", ""]
+        lines += _table(["signature", "programs", "regression case"],
+                        [[f"`{f_['signature']}`", f_.get("count", 1), f"`{f_['regression']}`"
+                          if f_.get("regression") else "-"] for f_ in findings]) + [""]
+        for f_ in findings:
+            lines += [f"### {f_['signature']}", "", "```wat", f_["wat"].rstrip(), "```", "",
+                      "```", f_["report"].rstrip(), "```", ""]
+    else:
+        lines += ["No divergence found.", ""]
+    return lines
 
 
 def write(results: Path = RESULTS, out: Path = FINDINGS) -> Path:

@@ -97,8 +97,17 @@ def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, ba
     out = bytearray()
     status, trap, trap_pc = None, None, None
     out0 = vocab.INDEX["out(00)"]
-    while steps < max_steps:
+    first = True
+    while steps < max_steps or (first and steps == 1 and has_ib):
         t = model.next_token()
+        if first and has_ib and t.startswith("trap(") and model.diag("input_trap") > 0.5:
+            # input_base itself trapped (its copy overflows memory): step 1, pc 0
+            emitted.append(t)
+            status, trap, trap_pc = TRAPPED, t[5:-1], 0
+            break
+        first = False
+        if steps >= max_steps:
+            break
         emitted.append(t)
         if t in vocab.STEP_END:
             steps += 1
@@ -109,11 +118,7 @@ def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, ba
             break
         if t.startswith("trap("):
             status, trap = TRAPPED, t[5:-1]
-            if has_ib and len(emitted) == 1 and model.diag("input_trap") > 0.5:
-                # input_base itself trapped (its copy overflows memory): still step 1, pc 0
-                steps, trap_pc = 1, 0
-            else:
-                trap_pc = model.pc()
+            trap_pc = model.pc()
             break
         model.feed(t)
         if progress and t in vocab.STEP_END and steps % 4096 == 0:
@@ -140,6 +145,7 @@ class GraphBackend(Backend):
     """The DSL graph, evaluated exactly (Python integers and Fractions)."""
 
     name = "transformer-graph"
+    heavy = True
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         return generate(GraphModel(), case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
@@ -149,6 +155,7 @@ class TorchBackend(Backend):
     """The built weights (transformer/build/) in a standard PyTorch module."""
 
     name = "transformer-torch"
+    heavy = True
 
     def __init__(self, path: str | None = None):
         try:

@@ -52,7 +52,19 @@ def lower(m: Machine | None = None):
     L = sch.layers
     V = len(vocab.TOKENS)
     rows = readout(m)
-    dim, d, cleanups, dim_names = allocate(m, sch, order, rows)
+    # cleanup neurons trade FFN width for residual width: try a few caps on
+    # the FFN width, keep the one with the fewest parameters
+    H0 = max(sch.heads_per_layer)
+    best = None
+    for extra in (0, 8, 16, 24, 32, 48, 64, None):
+        cap = None if extra is None else max(sch.neurons_per_layer) + extra
+        alloc = allocate(m, sch, order, rows, cap)
+        dd, cl = alloc[1], alloc[2]
+        F = max(sch.neurons_per_layer[l] + len(cl.get(2 * (l + 1), ())) for l in range(L))
+        params = dd * (2 * V + 3 * L * F) + L * H0 * dd * 40
+        if best is None or params < best[0]:
+            best = (params, alloc)
+    dim, d, cleanups, dim_names = best[1]
     one = dim[g.one.id]
 
     def put(mat, lin: Lin, col, row_offset=None):
@@ -127,7 +139,7 @@ def lower(m: Machine | None = None):
         "pos_features": posf, "one_dim": one,
         "diag_dims": {k: dim[v.id] for k, v in m.diag.items()},
         "parameters": params,
-        "schedule": {**sch.report, "d_ffn": Fw},
+        "schedule": {**sch.report, "d_ffn": Fw, "d_ffn_scheduled": sch.report["d_ffn"]},
         "heads_per_layer": sch.heads_per_layer,
         "neurons_per_layer": [sch.neurons_per_layer[l] + len(cleanups.get(2 * (l + 1), ())) for l in range(L)],
         "head_names": [[h.name for h in x] for x in heads_at],
@@ -139,10 +151,11 @@ def lower(m: Machine | None = None):
     return cfg, {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}
 
 
-def allocate(m: Machine, sch, order, rows):
+def allocate(m: Machine, sch, order, rows, cap: int | None = None):
     """Residual dimensions by liveness: a node's dimension is free once its
     last reader has run; a later node may take it after one FFN neuron
-    (relu(1) * -x) has zeroed it at an FFN sub-layer between the two. The
+    (relu(1) * -x) has zeroed it at an FFN sub-layer between the two, or in
+    the FFN sub-layer that writes the new node (old value exact integer). The
     cleanup goes to the least loaded admissible FFN sub-layer. Greedy, in
     schedule order, lowest dimension first: deterministic."""
     g = m.g
@@ -162,6 +175,17 @@ def allocate(m: Machine, sch, order, rows):
     for n in list(m.diag.values()) + [g.one]:
         last[n.id] = end
     load = {2 * (l + 1): sch.neurons_per_layer[l] for l in range(sch.layers)}
+    if cap is None:
+        cap = 1 << 30
+    # values that are not exact integers in float64 (means, and what is
+    # computed from them): their dimension is only zeroed in a sub-layer of
+    # its own, never while a new node is written into it
+    inexact = set()
+    for n in g.nodes:
+        if n.kind == "attn" and n.data[0].mode == "avg":
+            inexact.add(n.id)
+        elif n.kind == "ffn" and any(dep.id in inexact for dep in g.node_deps(n)):
+            inexact.add(n.id)
     dim: dict[int, int] = {}
     occupant: list = []       # per dim: (node id, write time, last read)
     names: list = []
@@ -174,7 +198,9 @@ def allocate(m: Machine, sch, order, rows):
                 continue
             lo = max(ra, ta + 1, 2)
             lo += lo % 2
-            cands = [c for c in range(lo, t, 2)]
+            # an FFN node may zero the old value in the sub-layer that writes it
+            hi = t + 1 if (n.kind == "ffn" and a not in inexact) else t
+            cands = [c for c in range(lo, hi, 2) if load[c] < cap]
             if not cands:
                 continue
             c = min(cands, key=lambda c: (load[c], c))

@@ -39,7 +39,8 @@ def format_info(info: dict) -> str:
         f"(q/k dim {info['d_head_qk']}, v dim {info['d_head_v']}), d_ffn {info['d_ffn']}, "
         f"vocab {info['vocab_size']}, parameters {info['parameters']:,}",
         f"  schedule: layers {s['layers']} (lower bound {s['layers_lower_bound']}), "
-        f"d_ffn {s['d_ffn']} (lower bound {s['d_ffn_lower_bound']}), "
+        f"d_ffn {s['d_ffn']} ({s.get('d_ffn_scheduled', s['d_ffn'])} before cleanup neurons; lower bound "
+        f"{s['d_ffn_lower_bound']}), "
         f"heads {s['heads']} (lower bound {s['heads_lower_bound']})",
         f"  residual: {info['graph_nodes']} graph nodes in {info['d_model']} dimensions "
         f"({info['cleanup_neurons']} cleanup neurons reuse freed ones)",

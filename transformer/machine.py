@@ -16,8 +16,9 @@ Per position i (the token just read; the model predicts token i+1):
   opcode +1, so PC starts at 0, or 1 after input_base (which emits nothing).
 * n = pos - (position of the latest step-ending token): how many tokens of
   the current step have been emitted.
-* fetch: the instruction at PC (op one-hot, 4 immediate bytes), gathered at
-  the last immediate byte of each instruction in the prompt.
+* fetch: the instruction at PC (the opcode number in 6 bits, 4 immediate
+  bytes), gathered at the last immediate byte of each instruction in the
+  prompt; one neuron per opcode matches the bits.
 * stack: each `commit(.., sts=1, ..)` writes the 4 bytes before it to slot
   SP - 1 (key: two bytes of the slot); reads of slots SP, SP-1, SP-2, SP-3.
 * locals: the commit of local.set/local.tee writes key (CD, index); a read
@@ -97,7 +98,8 @@ def _construct(m: Machine) -> None:
         vals = {"b": F["bval"], "s8": F["s8"]}
         if k == 4:
             vals["is_op"] = F["is_op"]
-            vals["opc"] = F["opc"]
+            for b in range(vocab.OPCODE_BITS):
+                vals[f"ob{b}"] = F[f"ob{b}"]
             vals["op:input_base"] = F["op:input_base"]
         outs = g.lookup(f"rel{k}", "unique", [pos], [pos - k], vals, key_sq=psq)
         rel[k] = dict(zip(vals, outs))
@@ -150,15 +152,21 @@ def _construct(m: Machine) -> None:
     pcprev = pc_raw - c
     pcb = g.lookup("pc", "unique", [pos], [pc_raw], {f"b{k}": pb[k] for k in range(3)}, key_sq=psq)
     ppb = g.lookup("pc_prev", "unique", [pos], [pcprev], {f"b{k}": pb[k] for k in range(3)}, key_sq=psq)
-    fv = {"opc": rel[4]["opc"], "i0": rel[3]["b"], "i1": rel[2]["b"], "i2": rel[1]["b"], "i3": F["bval"]}
+    NB = vocab.OPCODE_BITS
+    fv = {f"ob{b}": rel[4][f"ob{b}"] for b in range(NB)}
+    fv.update({"i0": rel[3]["b"], "i1": rel[2]["b"], "i2": rel[1]["b"], "i3": F["bval"]})
     fo = dict(zip(fv, g.lookup("fetch", "unique", [fkey], [5 * pc_raw], fv, write=instr_end, key_sq=fkey_sq)))
-    OPC = fo["opc"]   # opcode number + 1 (spec order)
     I = [fo[f"i{k}"] for k in range(4)]
-    pfv = {"opc": rel[4]["opc"], "i0": rel[3]["b"]}
+    pfv = {f"ob{b}": rel[4][f"ob{b}"] for b in range(NB)}
+    pfv["i0"] = rel[3]["b"]
     pf = dict(zip(pfv, g.lookup("fetch_prev", "unique", [fkey], [5 * pcprev], pfv, write=instr_end, key_sq=fkey_sq)))
 
-    def opnum(op):
-        return OP_NAMES.index(op) + 1
+    def match(bits, op, conds=()):
+        """Neuron: 1 iff the 6 opcode bits spell `op` and the 0/1 conds hold."""
+        code = OP_NAMES.index(op) + 1
+        s = sum(((Lin.of(bits[f"ob{b}"]) if code >> b & 1 else 1 - Lin.of(bits[f"ob{b}"])) for b in range(NB)),
+                Lin()) + sum((Lin.of(c) for c in conds), Lin())
+        return (1, s - (NB + len(conds) - 1), one)
     stv = {"b0": rel[4]["b"], "b1": rel[3]["b"], "b2": rel[2]["b"], "b3": rel[1]["b"], "s3": rel[1]["s8"]}
     ST = []
     for k in range(4):
@@ -166,11 +174,10 @@ def _construct(m: Machine) -> None:
                         write=F["sts"])
         ST.append(dict(zip(stv, outs)))
     P, B, A, C3 = ST  # slot SP (popped by global.set), top, second, third
-    m.diag.update(pc_raw=pc_raw, sp=SP, cd=CD, n=LT)
+    m.diag.update(pc_raw=pc_raw, sp=SP, cd=CD, last_end=LT)
 
     # FFN 3: opcode decoding, arithmetic, comparisons, addresses
-    ladder = [g.step(f"opc>={t}", OPC, t) for t in range(1, len(OP_NAMES) + 1)] + [Lin()]
-    OP = {op: Lin.of(ladder[opnum(op) - 1]) - ladder[opnum(op)] for op in OP_NAMES if op != "input_base"}
+    OP = {op: g.ffn(f"op={op}", [match(fo, op)]) for op in OP_NAMES if op != "input_base"}
     def U(v):
         return v["b0"] + 256 * v["b1"] + 65536 * v["b2"] + (1 << 24) * v["b3"]
 
@@ -222,11 +229,9 @@ def _construct(m: Machine) -> None:
     oobS = oob("store_oob", A)
     eI = adder("input_addr", {"b0": f0["i0"], "b1": f0["i1"], "b2": f0["i2"]},
                {"b0": offb[0], "b1": offb[1], "b2": offb[2]}, 0)
-    wl = g.ffn("local_write", [nr for op in ("local.set", "local.tee") for nr in
-                               g.eq_if_neurons(pf["opc"], opnum(op), F["is_commit"])])
-    wg = g.eq_if("global_write", pf["opc"], opnum("global.set"), F["is_commit"])
-    ws = g.ffn("store_write", [nr for op in ("i32.store", "i32.store8", "i32.store16") for nr in
-                               g.eq_if_neurons(OPC, opnum(op), F["is_byte"])])
+    wl = g.ffn("local_write", [match(pf, op, [F["is_commit"]]) for op in ("local.set", "local.tee")])
+    wg = g.ffn("global_write", [match(pf, "global.set", [F["is_commit"]])])
+    ws = g.ffn("store_write", [match(fo, op, [F["is_byte"]]) for op in ("i32.store", "i32.store8", "i32.store16")])
     wi = g.all_of("input_write", [has_rb, 1 - Lin.of(lt_any), F["is_byte"] + F["is_char"], f0["ib"]])
 
     # ---------------- layer 4: frames, locals, globals ---------------------
@@ -264,22 +269,14 @@ def _construct(m: Machine) -> None:
     flag_neurons: list = []
     sgn = F["flag"]  # the previous token's flag (sign of a signed load)
 
-    simple: dict = {}   # (kind, n indicator) -> op indicators, for cases with no extra condition
+    entries: list = []   # (op, n, extra conditions, kind, value, flag, value-only conditions)
 
-    def case(conds, kind, val=None, flag=None):
-        if len(conds) == 2:  # [op, n]: merged below with the other ops of the same kind and n
-            simple.setdefault((kind, conds[1].id), (conds[1], []))[1].append(conds[0])
-        else:
-            lc = [Lin.of(x) for x in conds]
-            kind_neurons[kind].append((1, sum(lc, Lin()) - (len(lc) - 1), one))
-        conds = [Lin.of(x) for x in conds]
-        if val is not None:
-            val_neurons.extend(g.gate_neurons(val, conds, 255))
-        if flag is not None:
-            if isinstance(flag, tuple):  # ("ge128", x)
-                flag_neurons.extend(g.step_gate_neurons(flag[1], 128, conds))
-            else:
-                flag_neurons.extend(g.gate_neurons(flag, conds, 1))
+    def case(conds, kind, val=None, flag=None, vconds=()):
+        """At opcode conds[0] and n == conds[1], when conds[2:] hold: emit a token
+        of `kind` (None: another entry says it) with byte value `val` and flag
+        `flag`, these two gated also by `vconds`. Merged into neurons below."""
+        entries.append((Lin.of(conds[0]), conds[1], [Lin.of(x) for x in conds[2:]], kind, val, flag,
+                        [Lin.of(x) for x in vconds]))
 
     SU = "trap(stack_underflow)"
     under = {k: 1 - Lin.of(ge[k]) for k in (1, 2, 3)}
@@ -295,8 +292,8 @@ def _construct(m: Machine) -> None:
         o = OP[op]
         extra0 = guard(o, npop) + (first or [])
         for k in range(4):
-            for conds, v, fl in byte_of(k):
-                case([o, nk[k]] + (extra0 if k == 0 else []) + conds, "byte", v, fl)
+            for j, (conds, v, fl) in enumerate(byte_of(k)):
+                case([o, nk[k]] + (extra0 if k == 0 else []), "byte" if j == 0 else None, v, fl, conds)
         case([o, nk[4]], commit)
 
     for op in OP_NAMES:
@@ -378,14 +375,52 @@ def _construct(m: Machine) -> None:
     # the input_base trap outweighs (2 vs 1) whatever the first step would emit
     kind_neurons["trap(oob)"].append((2, Lin.of(ends1) + F["is_term"] + ib_over + f0["ib"] - 3, one))
     m.diag["input_trap"] = g.all_of("input_trap", [ends1, F["is_term"], ib_over, f0["ib"]])
-    # one neuron per (kind, set of ops, set of n): ops and n are one-hot, so sums are 0/1
+    # Merge entries into neurons: the opcode and n indicators are one-hot, so a
+    # sum over a group of them is itself a 0/1 condition.
+    def keys(lins):
+        return tuple(Lin.of(x).key() for x in lins)
+
+    def ssum(xs):
+        return sum((Lin.of(x) for x in xs), Lin())
+
+    def grouped(items):
+        """items: (key, op) -> {key: [ops]}, checking no op repeats in a group."""
+        out: dict = {}
+        for key, op in items:
+            lst = out.setdefault(key, [])
+            assert op.key() not in [o.key() for o in lst], key
+            lst.append(op)
+        return out
+
+    by_n = grouped(((kind, n.id, keys(ex)), op) for op, n, ex, kind, _, _, _ in entries if kind)
+    info = {(kind, n.id, keys(ex)): (n, ex) for op, n, ex, kind, _, _, _ in entries if kind}
     by_ops: dict = {}
-    for (kind, _), (nsig, ops) in simple.items():
-        key = (kind, tuple(Lin.of(o).key() for o in ops))
-        by_ops.setdefault(key, (ops, []))[1].append(nsig)
-    for (kind, _), (ops, ns) in by_ops.items():
-        kind_neurons[kind].append((1, sum((Lin.of(o) for o in ops), Lin()) + sum((Lin.of(x) for x in ns), Lin())
-                                   - 1, one))
+    for key, ops in by_n.items():
+        kind, _, exk = key
+        n, ex = info[key]
+        by_ops.setdefault((kind, exk, keys(ops)), (ex, ops, []))[2].append(n)
+    for (kind, _, _), (ex, ops, ns) in by_ops.items():
+        conds = [ssum(ops), ssum(ns)] + ex
+        kind_neurons[kind].append((1, ssum(conds) - (len(conds) - 1), one))
+    for slot in ("val", "flag"):
+        items, info = [], {}
+        for op, n, ex, kind, val, flag, vc in entries:
+            x = val if slot == "val" else flag
+            if x is None:
+                continue
+            xk = ("ge128", Lin.of(x[1]).key()) if isinstance(x, tuple) else Lin.of(x).key()
+            key = (xk, n.id, keys(ex + vc))
+            items.append((key, op))
+            info[key] = (x, n, ex + vc)
+        for key, ops in grouped(items).items():
+            x, n, conds = info[key]
+            conds = [ssum(ops), n] + conds
+            if slot == "val":
+                val_neurons.extend(g.gate_neurons(x, conds, 255))
+            elif isinstance(x, tuple):
+                flag_neurons.extend(g.step_gate_neurons(x[1], 128, conds))
+            else:
+                flag_neurons.extend(g.gate_neurons(x, conds, 1))
     for kind in KINDS:
         if kind_neurons[kind]:
             m.kind[kind] = g.ffn(f"out.{kind}", kind_neurons[kind])

@@ -17,6 +17,7 @@ from spec.program import OP_NAMES
 from spec.trace import out_token
 
 SDS = (1, 0, -1, -2)
+OPCODE_BITS = 6
 TRAPS = table.trap_names()
 
 
@@ -60,7 +61,9 @@ def features(tok: str) -> dict:
     elif tok in OP_NAMES:
         f["is_op"] = 1
         f["op:" + tok] = 1
-        f["opc"] = OP_NAMES.index(tok) + 1
+        code = OP_NAMES.index(tok) + 1   # 1..36 in 6 bits; 0 (no opcode) matches nothing
+        for k in range(OPCODE_BITS):
+            f[f"ob{k}"] = code >> k & 1
     elif len(tok) in (2, 3) and tok[:2].isalnum() and not tok.startswith("("):
         if len(tok) == 3 and tok[2] != "'":
             raise KeyError(tok)

@@ -17,6 +17,8 @@ BUILTIN = {
     "wasmtime": "isowasm.backends.wasmtime_backend:WasmtimeBackend",
     "rust": "isowasm.backends.rust:RustBackend",
     "ocaml": "isowasm.backends.ocaml:OcamlBackend",
+    "transformer-graph": "transformer.backends:GraphBackend",
+    "transformer-torch": "transformer.backends:TorchBackend",
 }
 
 

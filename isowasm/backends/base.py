@@ -38,6 +38,10 @@ class Backend:
     name: str = "?"
     traces: bool = True          # produces a machine trace
     needs_wasm: bool = False     # runs the original module instead of the program
+    # Heavy backends (thousands of tokens/s, e.g. the transformer evaluated
+    # layer by layer) run the shared suites only under `-m heavy`; their own
+    # test module keeps a fast subset in the default run.
+    heavy: bool = False
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none") -> RunResult:
         raise NotImplementedError

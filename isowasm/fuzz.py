@@ -1,0 +1,1360 @@
+"""`isowasm fuzz`: the nightly differential fuzzing campaign.
+
+Programs come from the Hypothesis WAT generator (conformance/strategies.py)
+through its direct path (`direct_module(seed, k)`: the same generator
+functions and AST, driven by a seeded random.Random), so program k of a
+campaign is a pure function of (seed, k): campaigns can be split across
+machines (`--shard i/N`: program k belongs to shard k mod N), resumed, and a
+finding replayed.
+
+Per program: generate → render WAT → wat2wasm → toolchain → run on every
+selected backend → compare. The comparison is tiered for throughput:
+
+1. *screen*: every backend runs once, machine backends in digest mode (the
+   Rust port through `run_batch`, a chunk at a time; the OCaml port through
+   its persistent batch process; the program file is formatted once and
+   shared); statuses, outputs, step and token counts and trace digests must
+   all agree, and outputs/statuses must match wasmtime (the ground truth).
+   The Python reference is the slowest backend by far when it traces, so
+   with `--reference-trace K` (K > 1) it traces one program in K and runs
+   untraced on the others (status, output, steps and tokens still compared);
+   its trace is always compared when fewer than two other backends trace.
+2. *confirm*: a program that fails the screen is run again through
+   `isowasm.runner.compare_case(..., trace="text")` with every backend, the
+   reference tracing; its verdict and report are authoritative.
+
+A confirmed divergence gets a *signature* (what diverged — the op at the
+first divergent trace token, or the mismatching aspect — the kind and the
+backend); a new signature is saved at once (unshrunk), then shrunk on the
+AST (delete functions/statements/locals, splice blocks, replace expressions
+by a subexpression or 0, shrink constants) keeping the signature, and
+written as a finding plus a regression case in the compliance-suite YAML
+format (expected output/status from wasmtime). Every file is written
+atomically (tmp + os.replace); campaign state (which chunks of program
+indices are done) lives in --out, so a killed campaign resumes where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+from isowasm.examples import REPO
+
+DEFAULT_OUT = REPO / "results" / "fuzz"
+DEFAULT_JSON = REPO / "results" / "fuzz.json"
+DEFAULT_REGRESSIONS = REPO / "conformance" / "regressions"
+DEFAULT_MAX_STEPS = 5_000_000      # generated programs run a few thousand steps
+CHUNK = 32                         # programs per unit of work (and of resumption)
+STATE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------
+# small utilities
+
+def parse_duration(text: str) -> float:
+    """'8h', '30m', '90s', '1h30m', '45' (seconds) -> seconds."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r} (expected e.g. 8h, 30m, 90s, 1h30m)")
+    mult = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * mult[b] for a, b in parts)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"bad shard {text!r} (expected i/N with 0 <= i < N)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that a reader (or a crash) sees the old file
+    or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _json_dump(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=False) + "\n"
+
+
+def sig_id(signature: str) -> str:
+    return hashlib.sha256(signature.encode()).hexdigest()[:10]
+
+
+def slug(signature: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")[:60].strip("-")
+    return f"fuzz-{s}-{sig_id(signature)}"
+
+
+# ---------------------------------------------------------------------------
+# program formatting shared by the Rust and OCaml backends
+
+_LINES: dict = {}
+
+
+def fast_format_program(prog) -> str:
+    """spec.program.format_program, with each instruction's line memoised
+    across programs (generated programs repeat most lines); the output is
+    identical (conformance/test_fuzz.py checks it)."""
+    from spec.program import imm_bytes, input_line
+
+    lines = _LINES
+    if len(lines) > 200_000:
+        lines.clear()
+    out = ["{"]
+    for key in zip(prog.names, prog.imms):
+        s = lines.get(key)
+        if s is None:
+            s = lines[key] = f"{key[0]} {imm_bytes(key[1])}"
+        out.append(s)
+    out.append("}")
+    return "\n".join(out) + "\n" + input_line(prog.input)
+
+
+class _FormatMemo:
+    """format_program for the backends of one worker: the text of the
+    programs of the current chunk is made once and shared."""
+
+    def __init__(self):
+        self.texts: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, prog) -> str:
+        hit = self.texts.get(id(prog))
+        if hit is not None and hit[0] is prog:
+            return hit[1]
+        text = fast_format_program(prog)
+        self.texts[id(prog)] = (prog, text)
+        return text
+
+    def clear(self):
+        self.texts.clear()
+
+
+def _install_format_memo() -> _FormatMemo:
+    memo = _FormatMemo()
+    for modname in ("isowasm.backends.rust", "isowasm.backends.ocaml"):
+        mod = sys.modules.get(modname)
+        if mod is not None and hasattr(mod, "format_program"):
+            mod.format_program = memo
+    return memo
+
+
+# ---------------------------------------------------------------------------
+# the reference executor's digest, faster
+
+_RENDER_CACHE: dict = {}
+_VALUE_TEXT: dict = {}
+
+
+def _value4_tail(render):
+    """For a step renderer that writes `value_bytes(v, f) + tail` (every
+    value4 op), the tail; else None. Found by probing spec.trace's own
+    renderer, so the fast path cannot drift from it."""
+    from spec.trace import value_bytes
+
+    try:
+        a, b = render(0, 0), render(0x01020384, 0)
+    except Exception:   # noqa: BLE001
+        return None
+    va, vb = value_bytes(0, 0), value_bytes(0x01020384, 0)
+    if a.startswith(va) and b.startswith(vb) and a[len(va):] == b[len(vb):]:
+        return a[len(va):]
+    return None
+
+
+def _fast_sink_class():
+    from spec.program import input_line
+    from spec.trace import _TRAP_TOKENS, TRAP_EVENT, TraceSink, _renderer, value_bytes
+
+    class FastSink(TraceSink):
+        """spec.trace.TraceSink with per-instruction renderers cached across
+        programs and flag-free value bytes memoised; same text, digest, token
+        count and checkpoints (conformance/test_fuzz.py checks them)."""
+
+        def __init__(self, prog, data):
+            self.prog = prog
+            self._hash = hashlib.sha256()
+            self._parts = None
+            self.tokens = 0
+            self.checkpoints = []
+            cache = _RENDER_CACHE
+            if len(cache) > 200_000:
+                cache.clear()
+            rend, tails = [], []
+            for key in zip(prog.names, prog.imms):
+                hit = cache.get(key)
+                if hit is None:
+                    r = _renderer(*key)
+                    hit = cache[key] = (r, _value4_tail(r))
+                rend.append(hit[0])
+                tails.append(hit[1])
+            self._render, self._tails = rend, tails
+            self._write(input_line(data))
+
+        def feed(self, events) -> None:
+            r, tails, vt, trap = self._render, self._tails, _VALUE_TEXT, _TRAP_TOKENS
+            if len(vt) > 200_000:
+                vt.clear()
+            parts: list[str] = []
+            app = parts.append
+            for pc, v, f in events:
+                if v == TRAP_EVENT:
+                    app(trap[f])
+                    continue
+                t = tails[pc]
+                if t is not None and not f:
+                    s = vt.get(v)
+                    if s is None:
+                        s = vt[v] = value_bytes(v, 0)
+                    app(s)
+                    app(t)
+                else:
+                    app(r[pc](v, f))
+            self._write("".join(parts))
+
+    return FastSink
+
+
+_FAST_SINK = None
+
+
+def fast_reference_digest(prog, max_steps: int, checkpoint_interval: int = 16384):
+    """spec.reference.run_reference(prog, trace="digest"), with the trace
+    text assembled faster (the executor itself is the reference's own
+    `_run_slice`). Used by the screen only; confirmations run the genuine
+    reference executor."""
+    global _FAST_SINK
+    from spec.reference import Machine, _run_slice
+    from spec.result import BUDGET, RunResult
+
+    if _FAST_SINK is None:
+        _FAST_SINK = _fast_sink_class()
+    t0 = time.perf_counter()
+    m = Machine(prog, None)
+    sink = _FAST_SINK(prog, m.data)
+    events: list = []
+    ev = events.append
+    interval = checkpoint_interval
+    while m.status is None and m.steps < max_steps:
+        limit = min(max_steps, (m.steps // interval + 1) * interval)
+        _run_slice(m, limit, ev)
+        sink.feed(events)
+        events.clear()
+        if m.status is None and m.steps % interval == 0:
+            sink.checkpoint(m.steps)
+    res = RunResult(backend="reference", status=m.status or BUDGET, output=bytes(m.output),
+                    trap=m.trap, trap_pc=m.trap_pc, steps=m.steps, tokens=m.tokens,
+                    digest=sink.hexdigest(), checkpoints=sink.checkpoints,
+                    seconds=time.perf_counter() - t0)
+    if sink.tokens != res.tokens:
+        raise AssertionError(f"token count {res.tokens} != rendered {sink.tokens}")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# compilation
+
+def compile_wat(wat: str, name: str):
+    """(wasm, Program) without the toolchain's disk cache (a campaign's
+    programs are all different; caching them would only fill the disk)."""
+    from isowasm.toolchain.frontend import compile_wasm, wat_to_wasm
+
+    wasm = wat_to_wasm(wat, name)
+    return wasm, compile_wasm(wasm, name, b"")
+
+
+# ---------------------------------------------------------------------------
+# signatures
+
+def _op_at(program, pc) -> str | None:
+    if pc is not None and 0 <= pc < len(program.names):
+        return program.names[pc]
+    return None
+
+
+def signature_of(cmp, order: list[str], traces: dict[str, bool]) -> dict:
+    """{signature, kind, op, backend} of a failed Comparison: the op at the
+    first divergent trace token (kind trace), else the mismatching aspect."""
+    from isowasm.runner import expected_status
+
+    if cmp.divergence is not None:
+        d = cmp.divergence
+        op = d.instruction.split()[0] if d.instruction else "end-of-trace"
+        return {"signature": f"trace:{op}:{d.b}", "kind": "trace", "op": op, "backend": d.b}
+    for p in cmp.problems:
+        m = re.match(r"(\S+) raised (\w+)", p)
+        if m:
+            return {"signature": f"crash:{m.group(2)}:{m.group(1)}", "kind": "crash",
+                    "op": m.group(2), "backend": m.group(1)}
+    truth = cmp.results.get("wasmtime")
+    machines = [n for n in order if n in cmp.results and traces.get(n)]
+    failed = [n for n in machines if n in cmp.failed]
+    if not failed:
+        failed = sorted(cmp.failed)
+    who = "machines" if truth is not None and len(machines) > 1 and set(failed) == set(machines) \
+        else ",".join(failed) or "?"
+    name = failed[0] if failed else None
+    r = cmp.results.get(name) if name else None
+    if r is not None and truth is not None and expected_status(r) != expected_status(truth):
+        op = _op_at(cmp.case.program, r.trap_pc) or expected_status(r)
+        return {"signature": f"status:{expected_status(r)}-vs-{expected_status(truth)}:{op}:{who}",
+                "kind": "status", "op": op, "backend": who}
+    if r is not None and truth is not None and r.output != truth.output:
+        return {"signature": f"output:{who}", "kind": "output", "op": "output", "backend": who}
+    for what in ("status", "trap", "steps", "tokens"):
+        for p in cmp.problems:
+            if re.match(rf"\S+: {what} ", p):
+                return {"signature": f"{what}:{who}", "kind": what, "op": what, "backend": who}
+    first = cmp.problems[0].split(":")[0] if cmp.problems else "?"
+    return {"signature": f"other:{first}", "kind": "other", "op": "?", "backend": who}
+
+
+def compile_signature(e: Exception) -> str:
+    """The signature of a toolchain rejection: the error's first line with
+    the program's name and free-standing numbers (line numbers, offsets)
+    blotted out, so a shrunk program keeps it."""
+    first = (str(e).splitlines() or [type(e).__name__])[0]
+    first = re.sub(r"\b(fuzz-\d+|fuzz-shrink|shrink)\b", "fuzz", first)
+    first = re.sub(r"(?<![\w.$])\d+(?![\w.])", "N", first)
+    return f"compile:{type(e).__name__}:{first[:80]}"
+
+
+# ---------------------------------------------------------------------------
+# AST shrinking
+
+def _ast():
+    from conformance import strategies as S
+    return S
+
+
+def _kinds():
+    S = _ast()
+    exprs = (S.Const, S.LocalGet, S.GlobalGet, S.Unop, S.Binop, S.Div, S.Select, S.Load, S.Tee,
+             S.Call, S.IfExpr, S.BlockExpr, S.Switch, S.BrIfExpr, S.LoopExpr, S.MemorySize,
+             S.MemoryGrow)
+    stmts = (S.SetLocal, S.SetGlobal, S.Store, S.Out, S.Drop, S.CallStmt, S.If, S.Block, S.Loop,
+             S.Br, S.BrIf, S.BrTable, S.Return, S.Unreachable)
+    return exprs, stmts
+
+
+def _const_edits(v: int):
+    out = [0, 1]
+    if v not in (0, 1):
+        half = int(v / 2)
+        out += [half, -1 if v < 0 else v - 1]
+    return [x for x in dict.fromkeys(out) if x != v]
+
+
+def _sub_exprs(node, exprs):
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if type(v) in exprs:
+            yield v
+        elif isinstance(v, tuple):
+            for x in v:
+                if type(x) in exprs:
+                    yield x
+                elif isinstance(x, tuple):
+                    for y in x:
+                        if type(y) in exprs:
+                            yield y
+
+
+def _inner_stmts(s):
+    """Statement lists that can stand in for statement `s`: the bodies of a
+    compound statement, and the bodies nested in its expressions (a loop or
+    block inside a `local.set`, say), outermost first."""
+    S = _ast()
+    t = type(s)
+    out = []
+    if t is S.If:
+        out += [s.then + s.els, s.then, s.els]
+    elif t in (S.Block, S.Loop):
+        out.append(s.body)
+
+    def walk(x):
+        if isinstance(x, tuple):
+            for y in x:
+                walk(y)
+            return
+        tx = type(x)
+        if tx is S.IfExpr:
+            out.extend([x.then + x.els, x.then, x.els])
+        elif tx in (S.BlockExpr, S.LoopExpr):
+            out.append(x.body)
+        if hasattr(x, "__dataclass_fields__"):
+            for f in dataclasses.fields(x):
+                v = getattr(x, f.name)
+                if f.name not in ("then", "els", "body") or tx not in (
+                        S.IfExpr, S.BlockExpr, S.LoopExpr, S.If, S.Block, S.Loop):
+                    walk(v)
+
+    for f in dataclasses.fields(s):
+        if t in (S.If, S.Block, S.Loop) and f.name in ("then", "els", "body"):
+            continue
+        walk(getattr(s, f.name))
+    return [b for b in out if b]
+
+
+def _node_edits(node, exprs, stmts):
+    """Smaller variants of one expression or statement node, simplest first."""
+    S = _ast()
+    if type(node) in exprs:
+        if type(node) is S.Const:
+            for v in _const_edits(node.value):
+                yield S.Const(v)
+            return
+        yield S.Const(0)
+        yield from _sub_exprs(node, exprs)
+    yield from _field_edits(node, exprs, stmts)
+
+
+def _field_edits(node, exprs, stmts):
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, tuple):
+            for nv in _tuple_edits(v, exprs, stmts):
+                yield dataclasses.replace(node, **{f.name: nv})
+        elif type(v) in exprs or type(v) in stmts:
+            for nv in _node_edits(v, exprs, stmts):
+                yield dataclasses.replace(node, **{f.name: nv})
+
+
+def _tuple_edits(tup: tuple, exprs, stmts):
+    if tup and all(type(x) in stmts for x in tup):
+        # halves first, then single statements, then splicing bodies
+        n = len(tup)
+        if n >= 4:
+            yield tup[n // 2:]
+            yield tup[:n // 2]
+        for i in range(n):
+            yield tup[:i] + tup[i + 1:]
+        for i, x in enumerate(tup):
+            for inner in _inner_stmts(x):
+                yield tup[:i] + inner + tup[i + 1:]
+    for i, x in enumerate(tup):
+        if type(x) in exprs or type(x) in stmts:
+            for nx in _node_edits(x, exprs, stmts):
+                yield tup[:i] + (nx,) + tup[i + 1:]
+        elif isinstance(x, tuple):
+            for nx in _tuple_edits(x, exprs, stmts):
+                yield tup[:i] + (nx,) + tup[i + 1:]
+
+
+def module_edits(m):
+    """Every one-step smaller variant of a Module, coarse edits first. Many
+    are invalid (a deleted function still called, a label gone): those fail
+    to compile and are skipped by the shrinker."""
+    exprs, stmts = _kinds()
+    rep = dataclasses.replace
+    funcs = m.funcs
+    for i in range(len(funcs) - 1, 0, -1):              # whole helper functions
+        yield rep(m, funcs=funcs[:i] + funcs[i + 1:])
+    if m.dump:
+        yield rep(m, dump=False)
+    for i, f in enumerate(funcs):                        # bodies, coarse to fine
+        for body in _tuple_edits(f.body, exprs, stmts):
+            yield rep(m, funcs=funcs[:i] + (rep(f, body=body),) + funcs[i + 1:])
+        if f.value is not None:
+            for v in _node_edits(f.value, exprs, stmts):
+                yield rep(m, funcs=funcs[:i] + (rep(f, value=v),) + funcs[i + 1:])
+    if m.data:
+        yield rep(m, data=b"")
+    for i, f in enumerate(funcs):                        # unused locals
+        for j in range(len(f.locals)):
+            yield rep(m, funcs=funcs[:i] + (rep(f, locals=f.locals[:j] + f.locals[j + 1:]),)
+                      + funcs[i + 1:])
+    for j in range(len(m.globals)):
+        yield rep(m, globals=m.globals[:j] + m.globals[j + 1:])
+    if m.memory != (1, None):
+        yield rep(m, memory=(1, None))
+
+
+# ---------------------------------------------------------------------------
+# regression cases
+
+def _yaml_str(s: str) -> str:
+    # a JSON string is a valid YAML double-quoted scalar
+    return json.dumps(s, ensure_ascii=True)
+
+
+def regression_yaml(name: str, signature: str, wat: str, expect_output: bytes,
+                    expect_status: str, ground_truth: str, max_steps: int, note: str) -> str:
+    src = "".join("      " + ln + "\n" if ln.strip() else "\n" for ln in wat.rstrip("\n").split("\n"))
+    lines = [
+        f"category: {name}",
+        f"description: {_yaml_str('isowasm fuzz finding ' + signature)}",
+        "cases:",
+        f"  - name: {name}",
+        "    lang: wat",
+        '    input: ""',
+        f"    expect_output: {_yaml_str(expect_output.decode('latin-1'))}",
+        f"    expect_status: {expect_status}",
+        f"    max_steps: {max_steps}",
+        f"    ground_truth: {ground_truth}",
+        f"    note: {_yaml_str(note)}",
+        "    source: |",
+    ]
+    return "\n".join(lines) + "\n" + src
+
+
+def expectation(cmp) -> tuple[bytes, str, str, str]:
+    """(expect_output, expect_status, ground_truth, why) of a regression case:
+    wasmtime's verdict, or the reference's where wasmtime cannot judge
+    (resource traps, budget) or did not run."""
+    from isowasm.runner import _inconclusive_status, expected_status
+    from spec import table
+
+    truth = cmp.results.get("wasmtime")
+    traps = set(table.trap_names())
+    if truth is not None and not _inconclusive_status(truth) and (
+            truth.status != "trapped" or truth.trap in traps):
+        return truth.output, expected_status(truth), "wasmtime", "expectation from wasmtime"
+    ref = cmp.results.get("reference")
+    if ref is not None:
+        return ref.output, expected_status(ref), "machine", (
+            "expectation from the reference executor (wasmtime did not run or cannot judge it)")
+    raise ValueError("no wasmtime or reference result to take an expectation from")
+
+
+def write_regression(regressions: Path, finding: dict, cmp, max_steps: int) -> Path:
+    from conformance.compliance import load_file
+
+    name = slug(finding["signature"])
+    out, status, truth, why = expectation(cmp)
+    if truth == "wasmtime" and (status.startswith("budget") or status in (
+            "trapped:call_depth", "trapped:stack_overflow")):
+        truth = "machine"
+    note = (f"found by isowasm fuzz (seed {finding['seed']}, program {finding['index']}); "
+            f"signature {finding['signature']}; {why}")
+    text = regression_yaml(name, finding["signature"], finding["wat"], out, status, truth,
+                           max_steps, note)
+    path = Path(regressions) / f"{name}.yaml"
+    atomic_write(path, text)
+    # the file must load as a compliance case and hold exactly this program
+    cc = load_file(path)[0]
+    assert cc.source == finding["wat"].rstrip("\n") + "\n", "regression YAML does not round-trip"
+    return path
+
+
+# ---------------------------------------------------------------------------
+# the worker: generate, compile, run, compare, shrink
+
+class Worker:
+    def __init__(self, cfg: dict):
+        from isowasm.backends import get_backend
+
+        self.cfg = cfg
+        self.seed = cfg["seed"]
+        self.max_steps = cfg["max_steps"]
+        self.names: list[str] = list(cfg["backends"])
+        self.backends = [get_backend(n) for n in self.names]
+        for b, n in zip(self.backends, self.names):
+            b.name = n   # plug-ins are known by their registered name
+        self.by_name = dict(zip(self.names, self.backends))
+        self.traces = {n: bool(b.traces) for n, b in self.by_name.items()}
+        self.format_memo = _install_format_memo()
+        self.out = Path(cfg["out"])
+        self.regressions = Path(cfg["regressions"])
+        self.stop = False
+        others = [n for n in self.names if self.traces[n] and n != "reference"]
+        # the reference's trace can be sampled only when two others cross-check
+        self.ref_every = cfg.get("reference_trace", 1) if len(others) >= 2 else 1
+        self.timings: Counter = Counter()
+        self.fast_reference = cfg.get("fast_reference", True)
+        self._sequential_wasmtime()
+        # long-lived objects out of the collector's way: a run allocates one
+        # tuple per step, and full collections would rescan the imports
+        gc.collect()
+        gc.freeze()
+
+    def _sequential_wasmtime(self) -> None:
+        """wasmtime compiles each module on a thread pool by default; with a
+        worker process per core that only adds contention (about 25 % more
+        CPU per module), so the built-in wasmtime backend gets an engine with
+        the same configuration and sequential compilation."""
+        try:
+            import wasmtime
+
+            from isowasm.backends.wasmtime_backend import WasmtimeBackend
+        except ImportError:
+            return
+        for b in self.backends:
+            if type(b) is WasmtimeBackend:
+                c = wasmtime.Config()
+                c.consume_fuel = True
+                c.parallel_compilation = False
+                b.engine = wasmtime.Engine(c)
+                b._modules.clear()
+
+    def close(self):
+        for b in self.backends:
+            try:
+                b.close()
+            except Exception:
+                pass
+
+    # -- generation --------------------------------------------------------
+
+    def module(self, k: int):
+        from conformance.strategies import direct_module
+        return direct_module(self.seed, k)
+
+    # -- running -----------------------------------------------------------
+
+    def _run_all(self, cases: list, ks: list[int]) -> list[dict]:
+        from isowasm.backends.reference import ReferenceBackend
+
+        """{backend: RunResult | Exception} per case (screen mode)."""
+        per = [dict() for _ in cases]
+        for name, b in zip(self.names, self.backends):
+            t0 = time.perf_counter()
+            if name == "reference":
+                fast = self.fast_reference and type(b) is ReferenceBackend
+                for i, c in enumerate(cases):
+                    mode = "digest" if ks[i] % self.ref_every == 0 else "none"
+                    try:
+                        if fast and mode == "digest":
+                            per[i][name] = fast_reference_digest(c.program, self.max_steps)
+                        else:
+                            per[i][name] = b.run(c, max_steps=self.max_steps, trace=mode)
+                    except Exception as e:   # noqa: BLE001 - a crash is a finding
+                        per[i][name] = e
+            elif hasattr(b, "run_batch") and len(cases) > 1:
+                try:
+                    for i, r in enumerate(b.run_batch(cases, self.max_steps, "digest")):
+                        per[i][name] = r
+                except Exception:
+                    for i, c in enumerate(cases):
+                        per[i][name] = self._run1(b, c)
+            else:
+                for i, c in enumerate(cases):
+                    per[i][name] = self._run1(b, c)
+            self.timings["run:" + name] += time.perf_counter() - t0
+        return per
+
+    def _run1(self, b, c):
+        try:
+            return b.run(c, max_steps=self.max_steps, trace="digest" if b.traces else "none")
+        except Exception as e:   # noqa: BLE001
+            return e
+
+    def screen(self, res: dict) -> bool:
+        """True when every result agrees (see the module docstring)."""
+        from isowasm.runner import _inconclusive_status, expected_status
+
+        if any(isinstance(r, Exception) for r in res.values()):
+            return False
+        truth = res.get("wasmtime")
+        machines = [n for n in self.names if self.traces[n]]
+        for n in machines:
+            r = res[n]
+            if truth is not None:
+                if _inconclusive_status(r) or _inconclusive_status(truth):
+                    if r.output[:len(truth.output)] != truth.output[:len(r.output)]:
+                        return False
+                    continue
+                if expected_status(r) != expected_status(truth) or r.output != truth.output:
+                    return False
+        if machines:
+            base = res[machines[0]]
+            for n in machines[1:]:
+                r = res[n]
+                for what in ("status", "trap", "steps", "tokens", "output"):
+                    va, vb = getattr(base, what), getattr(r, what)
+                    if va is not None and vb is not None and va != vb:
+                        return False
+            digests = {res[n].digest for n in machines if res[n].digest is not None}
+            if len(digests) > 1:
+                return False
+            if any(res[n].digest is None and n != "reference" for n in machines):
+                return False   # a backend without digests: compare its text trace instead
+        return True
+
+    def confirm(self, case):
+        from isowasm.runner import compare_case
+        return compare_case(case, self.backends, max_steps=self.max_steps, trace="text")
+
+    # -- one chunk -----------------------------------------------------------
+
+    def run_chunk(self, ks: list[int]) -> dict:
+        from conformance.strategies import constructs, render
+        from isowasm.backends.base import Case
+
+        T = self.timings
+        cpu0 = time.process_time()
+        ops: Counter = Counter()
+        items = []
+        found: list[dict] = []
+        rejected = 0
+        self.format_memo.clear()
+        for k in ks:
+            t0 = time.perf_counter()
+            m = self.module(k)
+            wat = render(m)
+            t1 = time.perf_counter()
+            ops.update(constructs(m))
+            t2 = time.perf_counter()
+            try:
+                wasm, prog = compile_wat(wat, f"fuzz-{k}")
+            except Exception as e:   # noqa: BLE001 - the toolchain rejecting a generated program
+                rejected += 1
+                T["generate"] += t1 - t0
+                T["coverage"] += t2 - t1
+                T["compile"] += time.perf_counter() - t2
+                found.append(self._compile_finding(k, m, wat, e))
+                continue
+            t3 = time.perf_counter()
+            T["generate"] += t1 - t0
+            T["coverage"] += t2 - t1
+            T["compile"] += t3 - t2
+            items.append((k, m, wat, Case(f"fuzz-{k}", prog, wasm=wasm)))
+        per = self._run_all([it[3] for it in items], [it[0] for it in items])
+        divergent = 0
+        confirmed_ok = 0
+        complete = True
+        for (k, m, wat, case), res in zip(items, per):
+            t0 = time.perf_counter()
+            ok = self.screen(res)
+            T["screen"] += time.perf_counter() - t0
+            if ok:
+                continue
+            t0 = time.perf_counter()
+            cmp = self.confirm(case)
+            T["confirm"] += time.perf_counter() - t0
+            if cmp.ok:
+                confirmed_ok += 1
+                continue
+            divergent += 1
+            found.append(self._finding(k, m, wat, cmp))
+            if self.stop:
+                complete = False
+                break
+        self.format_memo.clear()
+        T["cpu"] += time.process_time() - cpu0
+        return {"programs": len(ks), "ops": dict(ops), "divergent": divergent + rejected,
+                "screen_only": confirmed_ok, "found": found, "complete": complete}
+
+    # -- findings ------------------------------------------------------------
+
+    def _compile_finding(self, k, m, wat, e) -> dict:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        sig = compile_signature(e)
+        f = {"signature": sig, "kind": "compile", "op": "compile", "backend": "toolchain",
+             "seed": self.seed, "index": k, "wat": wat, "report": f"{type(e).__name__}: {first}",
+             "shrunk": False, "lines_before": wat.count("\n")}
+        return self._record(f, None, m)
+
+    def _finding(self, k, m, wat, cmp) -> dict:
+        s = signature_of(cmp, self.names, self.traces)
+        f = {**s, "seed": self.seed, "index": k, "wat": wat, "report": cmp.report(),
+             "shrunk": False, "lines_before": wat.count("\n")}
+        return self._record(f, cmp, m)
+
+    def _record(self, f: dict, cmp, m) -> dict:
+        """Save a finding: at once unshrunk (a kill loses nothing), then shrunk.
+        A signature already on disk is only counted."""
+        path = self.out / "findings" / f"{sig_id(f['signature'])}.json"
+        if path.exists():
+            return {"signature": f["signature"], "new": False}
+        f["first_seen"] = time.time()
+        atomic_write(path, _json_dump(f))
+        if f["kind"] == "compile":
+            self._compile_regression(f)
+            atomic_write(path, _json_dump(f))
+        elif cmp is not None:
+            try:
+                f["regression"] = str(write_regression(self.regressions, f, cmp, self.max_steps))
+            except Exception as e:   # noqa: BLE001
+                f["regression_error"] = f"{type(e).__name__}: {e}"
+            atomic_write(path, _json_dump(f))
+        f = self.shrink_finding(f, m)
+        return {"signature": f["signature"], "new": True, "finding": f}
+
+    def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink") -> tuple[str | None, object]:
+        """(signature or None, Comparison/exception) of module `m`."""
+        from conformance.strategies import render
+        from isowasm.backends.base import Case
+
+        wat = render(m)
+        try:
+            wasm, prog = compile_wat(wat, "shrink")
+        except Exception as e:   # noqa: BLE001
+            if want is not None and want.startswith("compile:"):
+                return compile_signature(e), e
+            return None, e
+        case = Case(name, prog, wasm=wasm)
+        per = self._run_all_traced(case)
+        if self.screen(per):
+            return None, None
+        cmp = self.confirm(case)
+        if cmp.ok:
+            return None, cmp
+        return signature_of(cmp, self.names, self.traces)["signature"], cmp
+
+    def _run_all_traced(self, case) -> dict:
+        from isowasm.backends.reference import ReferenceBackend
+
+        res = {}
+        for n, b in zip(self.names, self.backends):
+            if self.fast_reference and type(b) is ReferenceBackend:
+                try:
+                    res[n] = fast_reference_digest(case.program, self.max_steps)
+                except Exception as e:   # noqa: BLE001
+                    res[n] = e
+            else:
+                res[n] = self._run1(b, case)
+        return res
+
+    def shrink_finding(self, f: dict, m) -> dict:
+        path = self.out / "findings" / f"{sig_id(f['signature'])}.json"
+        t0 = time.perf_counter()
+        best, cmp, tried = self.shrink(m, f["signature"], self.cfg.get("shrink_seconds", 60),
+                                       name=f"fuzz-{f['index']}")
+        self.timings["shrink"] += time.perf_counter() - t0
+        from conformance.strategies import render
+
+        f["wat"] = render(best)
+        f["shrunk"] = True
+        f["shrink_candidates"] = tried
+        if cmp is not None and not isinstance(cmp, Exception):
+            f["report"] = cmp.report()
+            try:
+                f["regression"] = str(write_regression(self.regressions, f, cmp, self.max_steps))
+            except Exception as e:   # noqa: BLE001
+                f["regression_error"] = f"{type(e).__name__}: {e}"
+        elif isinstance(cmp, Exception):
+            f["report"] = f"{type(cmp).__name__}: {(str(cmp).splitlines() or [''])[0]}"
+            if f["kind"] == "compile":
+                self._compile_regression(f)
+        atomic_write(path, _json_dump(f))
+        return f
+
+    def _compile_regression(self, f: dict) -> None:
+        """A program the toolchain rejects becomes a regression case too when
+        wat2wasm accepts it: its expectation is wasmtime's run of the module
+        (the case fails until the toolchain compiles it)."""
+        from isowasm.backends.base import Case
+        from isowasm.runner import Comparison
+        from isowasm.toolchain.frontend import wat_to_wasm
+        from spec.program import Program
+
+        wt = self.by_name.get("wasmtime")
+        if wt is None:
+            return
+        try:
+            wasm = wat_to_wasm(f["wat"], "fuzz")
+        except Exception:   # noqa: BLE001 - invalid WAT: a generator bug, no case to write
+            return
+        case = Case(f"fuzz-{f['index']}", Program(["halt"], [0]), wasm=wasm)
+        cmp = Comparison(case)
+        try:
+            cmp.results["wasmtime"] = wt.run(case, max_steps=self.max_steps)
+            f["regression"] = str(write_regression(self.regressions, f, cmp, self.max_steps))
+        except Exception as e:   # noqa: BLE001
+            f["regression_error"] = f"{type(e).__name__}: {e}"
+
+    def shrink(self, m, signature: str, seconds: float, name: str = "fuzz-shrink"):
+        """Greedy AST shrinking: take the first one-step edit that keeps the
+        signature, continue from the same position; repeat passes until a
+        pass changes nothing (or time runs out)."""
+        from conformance.strategies import render
+
+        deadline = time.monotonic() + seconds
+        seen: set[str] = {render(m)}
+        got, cmp = self.evaluate(m, signature, name)
+        if got != signature:     # not reproducible in isolation: keep the original
+            return m, cmp, 0
+        tried = 0
+        changed = True
+        while changed and time.monotonic() < deadline and not self.stop:
+            changed = False
+            skip = 0
+            while time.monotonic() < deadline and not self.stop:
+                progress = False
+                cur_len = len(render(m))
+                for pos, cand in enumerate(module_edits(m)):
+                    if pos < skip:
+                        continue
+                    if time.monotonic() >= deadline or self.stop:
+                        break
+                    wat = render(cand)
+                    if wat in seen or len(wat) >= cur_len + 40:
+                        continue
+                    seen.add(wat)
+                    tried += 1
+                    got, c = self.evaluate(cand, signature, name)
+                    if got == signature:
+                        m, cmp, skip = cand, c, pos
+                        changed = progress = True
+                        break
+                if not progress:
+                    break
+        return m, cmp, tried
+
+
+# ---------------------------------------------------------------------------
+# worker processes
+
+def _worker_main(cfg: dict, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides when to stop
+    try:
+        w = Worker(cfg)
+    except Exception as e:   # noqa: BLE001
+        results.put(("error", None, f"{type(e).__name__}: {e}"))
+        return
+
+    def on_term(*_):
+        w.stop = True
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        while True:
+            task = tasks.get()
+            if task is None:
+                break
+            chunk, ks = task
+            t0 = time.perf_counter()
+            try:
+                r = w.run_chunk(ks)
+            except Exception:   # noqa: BLE001
+                results.put(("error", chunk, traceback.format_exc()))
+                continue
+            r["seconds"] = time.perf_counter() - t0
+            r["timings"] = dict(w.timings)
+            w.timings.clear()
+            results.put(("done", chunk, r))
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------
+# the campaign (the parent process)
+
+class Campaign:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.out)
+        self.state_path = self.out / "state.json"
+        self.json_path = Path(args.json)
+        self.started = time.time()
+        self.t0 = time.monotonic()
+        self.stop_reason: str | None = None
+        self.state = self._load_state()
+        self.session_programs = 0
+        self.tty = sys.stderr.isatty() if args.progress is None else args.progress
+        self.last_line = 0.0
+        self.last_save = time.monotonic()
+
+    # -- state -----------------------------------------------------------------
+
+    def _load_state(self) -> dict:
+        a = self.args
+        fresh = {"version": STATE_VERSION, "seed": a.seed, "shard": list(a.shard),
+                 "backends": a.backends, "max_steps": a.max_steps, "chunk": CHUNK,
+                 "done_prefix": 0, "done_extra": [], "programs": 0, "seconds": 0.0,
+                 "divergent": 0, "screen_only": 0, "ops": {}, "sig_counts": {}, "timings": {},
+                 "sessions": 0}
+        if not self.state_path.exists():
+            return fresh
+        st = json.loads(self.state_path.read_text())
+        for key in ("seed", "shard", "backends", "max_steps", "chunk"):
+            if st.get(key) != fresh[key]:
+                raise SystemExit(f"error: {self.out} holds a campaign with {key} {st.get(key)!r}, "
+                                 f"not {fresh[key]!r}: resume with the same options or use another --out")
+        return st
+
+    def save_state(self) -> None:
+        st = self.state
+        done = set(st["done_extra"])
+        while st["done_prefix"] in done:
+            done.discard(st["done_prefix"])
+            st["done_prefix"] += 1
+        st["done_extra"] = sorted(done)
+        atomic_write(self.state_path, _json_dump(st))
+        self.last_save = time.monotonic()
+
+    def chunks(self):
+        """Chunk numbers not yet done, in order."""
+        st = self.state
+        done = set(st["done_extra"])
+        c = st["done_prefix"]
+        while True:
+            if c not in done:
+                yield c
+            c += 1
+
+    def indices(self, chunk: int) -> list[int]:
+        i, n = self.args.shard
+        return [j * n + i for j in range(chunk * CHUNK, (chunk + 1) * CHUNK)]
+
+    # -- accounting ------------------------------------------------------------
+
+    def absorb(self, chunk: int, r: dict) -> None:
+        st = self.state
+        st["done_extra"].append(chunk)
+        st["programs"] += r["programs"]
+        self.session_programs += r["programs"]
+        st["divergent"] += r["divergent"]
+        st["screen_only"] += r.get("screen_only", 0)
+        ops = Counter(st["ops"])
+        ops.update(r["ops"])
+        st["ops"] = dict(ops)
+        tm = Counter(st["timings"])
+        tm.update(r.get("timings", {}))
+        st["timings"] = {k: round(v, 3) for k, v in tm.items()}
+        sc = Counter(st["sig_counts"])
+        for f in r["found"]:
+            sc[f["signature"]] += 1
+            if f.get("new"):
+                self.say(f"new divergence: {f['signature']} "
+                         f"(shrunk to {f['finding']['wat'].count(chr(10))} lines)")
+        st["sig_counts"] = dict(sc)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def coverage(self) -> float:
+        from conformance.strategies import ALL_CONSTRUCTS
+        seen = set(self.state["ops"]) & ALL_CONSTRUCTS
+        return 100.0 * len(seen) / len(ALL_CONSTRUCTS)
+
+    def status_line(self) -> str:
+        el = self.elapsed()
+        rate = self.session_programs / max(el, 1e-9)
+        st = self.state
+        return (f"[fuzz] {el:6.0f}s  {st['programs']:,} programs  {rate:,.1f} programs/s  "
+                f"{st['divergent']} divergent ({len(st['sig_counts'])} signatures)  "
+                f"coverage {self.coverage():.0f}%")
+
+    def say(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if force or now - self.last_line >= 0.5:
+                sys.stderr.write("\r\x1b[K" + self.status_line())
+                sys.stderr.flush()
+                self.last_line = now
+        elif force or now - self.last_line >= self.args.status_every:
+            sys.stderr.write(self.status_line() + "\n")
+            sys.stderr.flush()
+            self.last_line = now
+        if now - self.last_save >= 2.0:
+            self.save_state()
+
+    # -- results ---------------------------------------------------------------
+
+    def findings(self) -> list[dict]:
+        out = []
+        d = self.out / "findings"
+        for p in sorted(d.glob("*.json")) if d.exists() else []:
+            try:
+                out.append(json.loads(p.read_text()))
+            except (OSError, ValueError):
+                continue
+        out.sort(key=lambda f: f.get("first_seen", 0))
+        return out
+
+    def write_json(self) -> dict:
+        from conformance.strategies import ALL_CONSTRUCTS
+        st = self.state
+        seconds = st["seconds"] + self.elapsed()
+        ops = st["ops"]
+        findings = []
+        for f in self.findings():
+            findings.append({
+                "signature": f["signature"], "kind": f.get("kind"), "op": f.get("op"),
+                "backend": f.get("backend"), "count": st["sig_counts"].get(f["signature"], 1),
+                "seed": f.get("seed"), "index": f.get("index"), "shrunk": f.get("shrunk", False),
+                "lines_before": f.get("lines_before"), "wat": f["wat"], "report": f["report"],
+                "regression": _rel(f.get("regression")),
+            })
+        doc = {
+            "kind": "fuzz", "time": time.time(), "seed": st["seed"], "shard": "/".join(map(str, st["shard"])),
+            "workers": self.args.workers, "programs": st["programs"], "seconds": round(seconds, 3),
+            "rate": round(st["programs"] / max(seconds, 1e-9), 2), "backends": st["backends"],
+            "max_steps": st["max_steps"], "reference_trace_every": self.args.reference_trace,
+            "divergent_programs": st["divergent"], "screen_only_mismatches": st["screen_only"],
+            "op_coverage": {k: ops.get(k, 0) for k in sorted(ALL_CONSTRUCTS)},
+            "coverage_percent": round(self.coverage(), 1),
+            "timings": {k: v for k, v in st["timings"].items() if k != "cpu"},
+            "cpu_seconds": st["timings"].get("cpu", 0.0),
+            "stopped": self.stop_reason or "time",
+            "findings": findings,
+        }
+        atomic_write(self.json_path, _json_dump(doc))
+        return doc
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> int:
+        a = self.args
+        cfg = {"seed": a.seed, "backends": a.backends, "max_steps": a.max_steps,
+               "out": str(self.out), "regressions": str(a.regressions),
+               "reference_trace": a.reference_trace, "shrink_seconds": a.shrink_seconds}
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state["sessions"] = self.state.get("sessions", 0) + 1
+        self.save_state()
+        prev = {"int": signal.getsignal(signal.SIGINT), "term": signal.getsignal(signal.SIGTERM)}
+
+        def on_signal(signum, _frame):
+            self.stop_reason = signal.Signals(signum).name
+            if self.worker is not None:
+                self.worker.stop = True
+        self.worker = None
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        self.say(f"[fuzz] seed {a.seed}, shard {a.shard[0]}/{a.shard[1]}, {a.workers} worker(s), "
+                 f"backends {', '.join(a.backends)}, {a.time:.0f} s; state in {self.out}"
+                 + (f" (resuming after {self.state['programs']:,} programs)" if self.state["programs"] else ""))
+        try:
+            self.finish_unshrunk(cfg)
+            if a.workers <= 1:
+                self._run_inline(cfg)
+            else:
+                self._run_pool(cfg)
+        finally:
+            signal.signal(signal.SIGINT, prev["int"])
+            signal.signal(signal.SIGTERM, prev["term"])
+            if self.tty:
+                sys.stderr.write("\n")
+            self.state["seconds"] = self.state["seconds"] + self.elapsed()
+            self.t0 = time.monotonic()
+            self.save_state()
+            doc = self.write_json()
+            self.say(f"[fuzz] {doc['programs']:,} programs in {doc['seconds']:.0f} s "
+                     f"({doc['rate']:.1f} programs/s over the campaign), {len(doc['findings'])} distinct "
+                     f"divergence(s), coverage {doc['coverage_percent']:.0f}%; wrote {self.json_path}")
+        return 1 if self.state["sig_counts"] else 0
+
+    def finish_unshrunk(self, cfg: dict) -> None:
+        """Findings saved but not shrunk (the last session was killed while
+        shrinking) are shrunk now: their program is regenerated from (seed,
+        index)."""
+        todo = [f for f in self.findings() if not f.get("shrunk")]
+        if not todo:
+            return
+        w = self.worker = Worker(cfg)
+        try:
+            for f in todo:
+                if self.stop_reason is not None:
+                    break
+                self.say(f"[fuzz] shrinking {f['signature']} (saved unshrunk by an interrupted session)")
+                f = w.shrink_finding(f, w.module(f["index"]))
+        finally:
+            w.close()
+            self.worker = None
+
+    def _time_left(self) -> bool:
+        return self.stop_reason is None and self.elapsed() < self.args.time
+
+    def _run_inline(self, cfg: dict) -> None:
+        w = self.worker = Worker(cfg)
+        try:
+            for chunk in self.chunks():
+                if not self._time_left():
+                    break
+                t0 = time.perf_counter()
+                r = w.run_chunk(self.indices(chunk))
+                r["seconds"] = time.perf_counter() - t0
+                r["timings"] = dict(w.timings)
+                w.timings.clear()
+                if not r["complete"]:
+                    break   # interrupted mid-chunk: its findings are saved; the chunk is redone on resume
+                self.absorb(chunk, r)
+                self.tick()
+        finally:
+            w.close()
+
+    def _run_pool(self, cfg: dict) -> None:
+        import multiprocessing as mp
+        import queue
+
+        ctx = mp.get_context("spawn")
+        tasks, results = ctx.Queue(), ctx.Queue()
+        procs = [ctx.Process(target=_worker_main, args=(cfg, tasks, results), daemon=True)
+                 for _ in range(self.args.workers)]
+        for p in procs:
+            p.start()
+        gen = self.chunks()
+        pending: set[int] = set()
+        try:
+            for _ in range(2 * len(procs)):
+                c = next(gen)
+                tasks.put((c, self.indices(c)))
+                pending.add(c)
+            while pending:
+                try:
+                    kind, chunk, r = results.get(timeout=0.25)
+                except queue.Empty:
+                    if not any(p.is_alive() for p in procs):
+                        self.say("[fuzz] all workers died")
+                        break
+                    if self.stop_reason is not None:
+                        break
+                    self.tick()
+                    continue
+                if kind == "error":
+                    self.say(f"[fuzz] worker error{' in chunk %s' % chunk if chunk is not None else ''}:\n{r}")
+                    if chunk is None:
+                        break
+                    pending.discard(chunk)
+                    continue
+                pending.discard(chunk)
+                if r["complete"]:
+                    self.absorb(chunk, r)
+                if self._time_left():
+                    c = next(gen)
+                    while c in pending:
+                        c = next(gen)
+                    tasks.put((c, self.indices(c)))
+                    pending.add(c)
+                self.tick()
+        finally:
+            for _ in procs:
+                tasks.put(None)
+            deadline = time.monotonic() + (2.0 if self.stop_reason else 10.0)
+            # take what finished meanwhile, then end the workers
+            while pending and time.monotonic() < deadline:
+                try:
+                    kind, chunk, r = results.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if kind == "done" and chunk in pending:
+                    pending.discard(chunk)
+                    if r["complete"]:
+                        self.absorb(chunk, r)
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+
+
+def _rel(p: str | None) -> str | None:
+    if not p:
+        return p
+    try:
+        return str(Path(p).resolve().relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+# ---------------------------------------------------------------------------
+# the command
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="isowasm fuzz", description=(
+        "Differential fuzzing campaign: generated WAT programs on every backend, divergences "
+        "shrunk, de-duplicated and written as regression cases."))
+    ap.add_argument("--time", type=parse_duration, default=parse_duration("1h"),
+                    help="how long to run: 8h, 30m, 90s, 1h30m (default 1h)")
+    ap.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="worker processes on this machine (default: the CPU count)")
+    ap.add_argument("--shard", type=parse_shard, default=(0, 1),
+                    help="i/N: this machine runs the programs k with k mod N == i (default 0/1)")
+    ap.add_argument("--backends", default=None,
+                    help="comma-separated backends (default: every available one)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="campaign state directory (default results/fuzz/)")
+    ap.add_argument("--json", default=None,
+                    help="summary for `isowasm report` (default results/fuzz.json)")
+    ap.add_argument("--regressions", default=None,
+                    help="where regression cases go (default conformance/regressions/, "
+                         "or $ISOWASM_REGRESSIONS_DIR)")
+    ap.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="step budget per run")
+    ap.add_argument("--reference-trace", type=int, default=1, metavar="K",
+                    help="trace the reference on one program in K (default 1: every program); only "
+                         "applies when two other backends cross-check the traces")
+    ap.add_argument("--shrink-seconds", type=float, default=60.0, help="time limit per shrink (default 60)")
+    ap.add_argument("--status-every", type=float, default=30.0,
+                    help="seconds between status lines when not on a terminal (default 30)")
+    ap.add_argument("--progress", action="store_true", default=None, help="live line even off a terminal")
+    return ap
+
+
+def resolve_backends(spec: str | None) -> list[str]:
+    from isowasm.backends import available_backends, get_backend
+
+    if spec:
+        names = [s.strip() for s in spec.split(",") if s.strip()]
+        for n in names:
+            b = get_backend(n)   # raises BackendUnavailable with the reason
+            b.close()
+        return list(dict.fromkeys(names))
+    avail = available_backends()
+    names = [n for n, b in avail.items() if not isinstance(b, str)]
+    for b in avail.values():
+        if not isinstance(b, str):
+            b.close()
+    return names
+
+
+def cli_fuzz(argv: list[str] | None = None) -> int:
+    """`isowasm fuzz [options]`: 0 when no divergence was found, 1 when one
+    was (the campaign's findings, old ones included), 2 on a usage error."""
+    from spec.errors import IsowasmError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.backends = resolve_backends(args.backends)
+    except IsowasmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not args.backends:
+        print("error: no backend available", file=sys.stderr)
+        return 2
+    if args.json is None:   # results/fuzz/ -> results/fuzz.json
+        args.json = str(Path(args.out).parent / "fuzz.json")
+    if args.regressions is None:
+        args.regressions = os.environ.get("ISOWASM_REGRESSIONS_DIR") or str(DEFAULT_REGRESSIONS)
+    args.workers = max(1, args.workers)
+    args.reference_trace = max(1, args.reference_trace)
+    try:
+        return Campaign(args).run()
+    except IsowasmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli_fuzz())
