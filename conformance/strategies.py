@@ -622,10 +622,14 @@ CONSTS = st.one_of(st.integers(0, 16), st.sampled_from(INTERESTING),
 _INTS: dict = {}
 
 
+_INT_IDS: dict = {}   # id(strategy) -> (lo, hi), for DirectDraw
+
+
 def _ints(lo: int, hi: int):
     s = _INTS.get((lo, hi))
     if s is None:
         s = _INTS[(lo, hi)] = st.integers(lo, hi)
+        _INT_IDS[id(s)] = (lo, hi)
     return s
 
 
@@ -691,7 +695,7 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         b = draw(_expr_st(ctx, d))
         guarded = True
         if ctx.may_trap:
-            guarded = not draw(st.booleans())
+            guarded = not draw(_BOOLS)
         guard = None
         if not guarded and op == "i32.div_s" and draw(_ints(0, 2)) == 2:
             # INT_MIN / -1 traps int_overflow when a's sign bit is set at run time
@@ -776,7 +780,7 @@ def _gen_addr(draw, ctx: Ctx, depth: int, width: int):
     mask = ADDR_MASK
     if ctx.may_trap and ctx.memory[0] == 1 and draw(_ints(0, 3)) == 3:
         mask = OOB_MASK
-    if depth > 0 and draw(st.booleans()):
+    if depth > 0 and draw(_BOOLS):
         return draw(_expr_st(ctx, depth)), off, mask
     return Const(draw(_ints(0, mask))), off, mask
 
@@ -787,7 +791,7 @@ def _gen_trips(draw, ctx: Ctx, depth: int):
     mask = _pick(draw, [1, 3, 7, 15])
     while ctx.mult * (mask + 1) > MAX_MULT:
         mask >>= 1
-    if draw(st.booleans()):
+    if draw(_BOOLS):
         return Binop("i32.and", draw(_expr_st(ctx, min(depth, 2))), Const(mask)), mask
     return Const(draw(_ints(0, mask))), mask
 
@@ -877,7 +881,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         ctx.mult = saved
         return Loop(brk, cont, counter, trips, body)
     if k in ("br", "br_if"):
-        if prefer_label is not None and draw(st.booleans()):
+        if prefer_label is not None and draw(_BOOLS):
             label, kind = next(x for x in ctx.labels if x[0] == prefer_label)
         else:
             label, kind = _pick(draw, ctx.labels[::-1])
@@ -926,9 +930,13 @@ def _stmt_st(draw, ctx: Ctx, depth: int, prefer_label: str | None):
 def _helper_st(draw, env: dict, sigs: list):
     """One helper function; it may call the helpers generated before it, so
     the call graph is acyclic (main may call them all)."""
+    return _gen_helper(draw, env, sigs)
+
+
+def _gen_helper(draw, env: dict, sigs: list) -> Func:
     name = f"f{len(sigs) + 1}"
     nparams = draw(_ints(0, 3))
-    result = draw(st.booleans())
+    result = draw(_BOOLS)
     ctx = Ctx(env["may_trap"], env["memory"], env["globals"], list(sigs), False, result, [],
               budget=env["budget"] // 2)
     f = _gen_func(draw, name, ctx, nparams, draw(_ints(0, 2)), env["max_stmts"] // 2, 2)
@@ -943,10 +951,15 @@ def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
 
     allow_traps: about one module in ten may trap (unguarded division,
     `unreachable`, out-of-bounds access); force_traps: every one may."""
+    return _gen_module(draw, max_funcs, max_stmts, budget, allow_traps, force_traps)
+
+
+def _gen_module(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
+                allow_traps: bool = True, force_traps: bool = False) -> Module:
     memory = _pick(draw, MEMORIES)
     may_trap = force_traps or (allow_traps and draw(_ints(0, 9)) == 9)
     ng = draw(_ints(0, 3))
-    globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(st.booleans()), draw(CONSTS))
+    globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(_BOOLS), draw(CONSTS))
                      for i in range(ng))
     gl = [(g[0], g[1]) for g in globals_]
     data = bytes(draw(st.lists(st.integers(0, 255), max_size=16)))
@@ -962,6 +975,74 @@ def modules(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
 def programs(**kw) -> st.SearchStrategy[tuple[str, Module]]:
     """(WAT text, AST) pairs."""
     return modules(**kw).map(lambda m: (render(m), m))
+
+
+# ---------------------------------------------------------------------------
+# A direct path for fuzzing campaigns: the same generator functions and AST,
+# driven by a seeded random.Random instead of Hypothesis's engine (about ten
+# times faster, no shrinking; `isowasm fuzz` shrinks on the AST itself).
+
+_BOOLS = st.booleans()
+
+
+class DirectDraw:
+    """A stand-in for Hypothesis's `draw` that interprets exactly the
+    strategies this module uses (integers, booleans, CONSTS, lists and the
+    composites above) with a random.Random. Ranges keep Hypothesis's habit
+    of drawing the ends of a range more often than the middle."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def _int(self, lo: int, hi: int) -> int:
+        rng = self.rng
+        if hi - lo >= 3:
+            r = rng.random()
+            if r < 0.06:
+                return lo if r < 0.03 else hi
+        return rng.randint(lo, hi)
+
+    def __call__(self, s):
+        r = _INT_IDS.get(id(s))
+        if r is not None:
+            return self._int(*r)
+        if s is _BOOLS:
+            return self.rng.random() < 0.5
+        if s is CONSTS:
+            k = self.rng.randrange(3)
+            if k == 0:
+                return self._int(0, 16)
+            if k == 1:
+                return INTERESTING[self.rng.randrange(len(INTERESTING))]
+            return self._int(-0x80000000, 0x7FFFFFFF)
+        fn = getattr(s, "function", None)
+        name = getattr(fn, "__name__", None)
+        args = getattr(s, "_LazyStrategy__args", ())
+        kw = getattr(s, "_LazyStrategy__kwargs", {})
+        if name == "integers":
+            lo, hi = (list(args) + [kw.get("min_value"), kw.get("max_value")])[:2]
+            return self._int(lo, hi)
+        if name == "lists":
+            inner = args[0] if args else kw["elements"]
+            lo = kw.get("min_size", 0) or 0
+            hi = kw.get("max_size")
+            n = self._int(lo, lo + 8 if hi is None else hi)
+            return [self(inner) for _ in range(n)]
+        if name == "_expr_st":
+            return _gen_expr(self, *args, **kw)
+        if name == "_stmt_st":
+            return _gen_stmt(self, *args, **kw)
+        if name == "_helper_st":
+            return _gen_helper(self, *args, **kw)
+        raise TypeError(f"DirectDraw cannot draw from {s!r}")
+
+
+def direct_module(seed: int, index: int, **kw) -> Module:
+    """Module number `index` of the campaign with this seed: a pure function
+    of (seed, index), so a campaign can be split, resumed and replayed."""
+    import random
+
+    return _gen_module(DirectDraw(random.Random(f"isowasm:{seed}:{index}")), **kw)
 
 
 # ---------------------------------------------------------------------------
