@@ -741,7 +741,7 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         v = draw(_expr_st(ctx, d))
         idx = draw(_expr_st(ctx, d))
         del ctx.labels[-(n + 1):]
-        targets = tuple(draw(st.lists(st.integers(0, n), min_size=0, max_size=n + 1)))
+        targets = tuple(draw(_lists(_ints(0, n), min_size=0, max_size=n + 1)))
         default = draw(_ints(0, n))
         return Switch(labels, v, idx, targets, default, tuple(levels))
     if k == "br_if":
@@ -800,7 +800,7 @@ def _gen_block(draw, ctx: Ctx, depth: int, max_len: int, prefer_label: str | Non
                min_len: int = 0) -> tuple:
     if ctx.budget <= 0:
         max_len = min_len
-    return tuple(draw(st.lists(_stmt_st(ctx, depth, prefer_label), min_size=min_len,
+    return tuple(draw(_lists(_stmt_st(ctx, depth, prefer_label), min_size=min_len,
                                max_size=max_len)))
 
 
@@ -926,11 +926,39 @@ def _stmt_st(draw, ctx: Ctx, depth: int, prefer_label: str | None):
     return _gen_stmt(draw, ctx, depth, prefer_label)
 
 
+# While `direct_module` runs, the three composites (and `_lists`) hand back a
+# plain (generator, args) tuple that DirectDraw calls, instead of building a
+# Hypothesis strategy object per draw; under Hypothesis they are unchanged.
+_DIRECT = False
+_expr_st_h, _stmt_st_h = _expr_st, _stmt_st
+
+
+def _expr_st(ctx: Ctx, depth: int):  # noqa: F811
+    return (_gen_expr, (ctx, depth)) if _DIRECT else _expr_st_h(ctx, depth)
+
+
+def _stmt_st(ctx: Ctx, depth: int, prefer_label: str | None):  # noqa: F811
+    return (_gen_stmt, (ctx, depth, prefer_label)) if _DIRECT else _stmt_st_h(ctx, depth, prefer_label)
+
+
+def _lists(elements, min_size: int = 0, max_size: int | None = None):
+    if _DIRECT:
+        return ("lists", elements, min_size, max_size)
+    return st.lists(elements, min_size=min_size, max_size=max_size)
+
+
 @st.composite
 def _helper_st(draw, env: dict, sigs: list):
     """One helper function; it may call the helpers generated before it, so
     the call graph is acyclic (main may call them all)."""
     return _gen_helper(draw, env, sigs)
+
+
+_helper_st_h = _helper_st
+
+
+def _helper_st(env: dict, sigs: list):  # noqa: F811
+    return (_gen_helper, (env, sigs)) if _DIRECT else _helper_st_h(env, sigs)
 
 
 def _gen_helper(draw, env: dict, sigs: list) -> Func:
@@ -962,10 +990,10 @@ def _gen_module(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
     globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(_BOOLS), draw(CONSTS))
                      for i in range(ng))
     gl = [(g[0], g[1]) for g in globals_]
-    data = bytes(draw(st.lists(st.integers(0, 255), max_size=16)))
+    data = bytes(draw(_lists(_ints(0, 255), max_size=16)))
     env = dict(may_trap=may_trap, memory=memory, globals=gl, budget=budget, max_stmts=max_stmts)
     sigs: list[FuncSig] = []
-    helpers = draw(st.lists(_helper_st(env, sigs), max_size=max_funcs))
+    helpers = draw(_lists(_helper_st(env, sigs), max_size=max_funcs))
     ctx = Ctx(may_trap, memory, gl, sigs, True, False, [], budget=budget)
     main = _gen_func(draw, "main", ctx, 0, draw(_ints(0, 4)), max_stmts, 3)
     dump = draw(_ints(0, 2)) > 0     # shrinks to False
@@ -1003,6 +1031,12 @@ class DirectDraw:
         return rng.randint(lo, hi)
 
     def __call__(self, s):
+        if type(s) is tuple:
+            if s[0] == "lists":
+                _, inner, lo, hi = s
+                n = self._int(lo, lo + 8 if hi is None else hi)
+                return [self(inner) for _ in range(n)]
+            return s[0](self, *s[1])
         r = _INT_IDS.get(id(s))
         if r is not None:
             return self._int(*r)
@@ -1042,7 +1076,12 @@ def direct_module(seed: int, index: int, **kw) -> Module:
     of (seed, index), so a campaign can be split, resumed and replayed."""
     import random
 
-    return _gen_module(DirectDraw(random.Random(f"isowasm:{seed}:{index}")), **kw)
+    global _DIRECT
+    _DIRECT = True
+    try:
+        return _gen_module(DirectDraw(random.Random(f"isowasm:{seed}:{index}")), **kw)
+    finally:
+        _DIRECT = False
 
 
 # ---------------------------------------------------------------------------

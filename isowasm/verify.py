@@ -31,7 +31,7 @@ def verify(backends: list[str] | None = None, names: list[str] | None = None,
         for n, why in avail.items():
             if isinstance(why, str):
                 print(f"(skipping {n}: {why})")
-    missing = required_backends() - set(chosen)
+    missing = set() if backends else required_backends() - set(chosen)
     if missing:
         raise IsowasmError(f"required backends unavailable: {', '.join(sorted(missing))}")
     examples = load_examples()
