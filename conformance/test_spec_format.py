@@ -97,3 +97,23 @@ def test_digest_and_checkpoints_follow_the_definition():
 def test_token_counts_agree_untraced():
     p = parse_program(LOOP)
     assert run_reference(p, max_steps=777).tokens == run_reference(p, max_steps=777, trace="text").tokens
+
+
+def test_memoised_formatting_and_rendering_are_exact():
+    # format_program memoises instruction lines and the trace sink memoises
+    # renderers across programs: neither may change a byte.
+    from spec.program import imm_bytes
+    from spec.trace import value_bytes
+
+    names = ["i32.const", "i32.const", "i32.add", "local.tee", "drop", "halt"]
+    for k in range(3):
+        imms = [0xFFFFFF00 + k, 0x100 + k, 0, k, 0, 0]
+        p = Program(names, imms, b"x" * k)
+        naive = "{\n" + "".join(f"{n} {imm_bytes(i)}\n" for n, i in zip(names, imms)) + "}\n" + input_line(p.input)
+        assert format_program(p) == naive
+        r = run_reference(p, trace="text")
+        lines = r.trace.split("\n")
+        assert lines[1] == value_bytes(imms[0], 0) + " commit(+1,sts=1,bt=0)"
+        s = (imms[0] + imms[1]) & 0xFFFFFFFF
+        assert lines[3].startswith(value_bytes(s, 0b1110))  # carries out of bytes 1-3
+        assert r.digest == hashlib.sha256(r.trace.encode()).hexdigest()

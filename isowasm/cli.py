@@ -208,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--results", default=None, help="results directory (default: results/)")
     rp.add_argument("--out", default=None, help="output file (default: FINDINGS.md)")
 
+    sub.add_parser("fuzz", help="a fuzzing campaign (see `isowasm fuzz --help`)", add_help=False)
+
+    if argv and argv[0] == "fuzz":
+        from isowasm.fuzz import cli_fuzz
+
+        return cli_fuzz(argv[1:])
     if argv and argv[0] == "compile":
         try:
             return cmd_compile(None, argv[1:])

@@ -52,6 +52,7 @@ from collections import Counter
 from pathlib import Path
 
 from isowasm.examples import REPO
+from spec.reference import run_reference
 
 DEFAULT_OUT = REPO / "results" / "fuzz"
 DEFAULT_JSON = REPO / "results" / "fuzz.json"
@@ -116,171 +117,6 @@ def sig_id(signature: str) -> str:
 def slug(signature: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")[:60].strip("-")
     return f"fuzz-{s}-{sig_id(signature)}"
-
-
-# ---------------------------------------------------------------------------
-# program formatting shared by the Rust and OCaml backends
-
-_LINES: dict = {}
-
-
-def fast_format_program(prog) -> str:
-    """spec.program.format_program, with each instruction's line memoised
-    across programs (generated programs repeat most lines); the output is
-    identical (conformance/test_fuzz.py checks it)."""
-    from spec.program import imm_bytes, input_line
-
-    lines = _LINES
-    if len(lines) > 200_000:
-        lines.clear()
-    out = ["{"]
-    for key in zip(prog.names, prog.imms):
-        s = lines.get(key)
-        if s is None:
-            s = lines[key] = f"{key[0]} {imm_bytes(key[1])}"
-        out.append(s)
-    out.append("}")
-    return "\n".join(out) + "\n" + input_line(prog.input)
-
-
-class _FormatMemo:
-    """format_program for the backends of one worker: the text of the
-    programs of the current chunk is made once and shared."""
-
-    def __init__(self):
-        self.texts: dict[int, tuple[object, str]] = {}
-
-    def __call__(self, prog) -> str:
-        hit = self.texts.get(id(prog))
-        if hit is not None and hit[0] is prog:
-            return hit[1]
-        text = fast_format_program(prog)
-        self.texts[id(prog)] = (prog, text)
-        return text
-
-    def clear(self):
-        self.texts.clear()
-
-
-def _install_format_memo() -> _FormatMemo:
-    memo = _FormatMemo()
-    for modname in ("isowasm.backends.rust", "isowasm.backends.ocaml"):
-        mod = sys.modules.get(modname)
-        if mod is not None and hasattr(mod, "format_program"):
-            mod.format_program = memo
-    return memo
-
-
-# ---------------------------------------------------------------------------
-# the reference executor's digest, faster
-
-_RENDER_CACHE: dict = {}
-_VALUE_TEXT: dict = {}
-
-
-def _value4_tail(render):
-    """For a step renderer that writes `value_bytes(v, f) + tail` (every
-    value4 op), the tail; else None. Found by probing spec.trace's own
-    renderer, so the fast path cannot drift from it."""
-    from spec.trace import value_bytes
-
-    try:
-        a, b = render(0, 0), render(0x01020384, 0)
-    except Exception:   # noqa: BLE001
-        return None
-    va, vb = value_bytes(0, 0), value_bytes(0x01020384, 0)
-    if a.startswith(va) and b.startswith(vb) and a[len(va):] == b[len(vb):]:
-        return a[len(va):]
-    return None
-
-
-def _fast_sink_class():
-    from spec.program import input_line
-    from spec.trace import _TRAP_TOKENS, TRAP_EVENT, TraceSink, _renderer, value_bytes
-
-    class FastSink(TraceSink):
-        """spec.trace.TraceSink with per-instruction renderers cached across
-        programs and flag-free value bytes memoised; same text, digest, token
-        count and checkpoints (conformance/test_fuzz.py checks them)."""
-
-        def __init__(self, prog, data):
-            self.prog = prog
-            self._hash = hashlib.sha256()
-            self._parts = None
-            self.tokens = 0
-            self.checkpoints = []
-            cache = _RENDER_CACHE
-            if len(cache) > 200_000:
-                cache.clear()
-            rend, tails = [], []
-            for key in zip(prog.names, prog.imms):
-                hit = cache.get(key)
-                if hit is None:
-                    r = _renderer(*key)
-                    hit = cache[key] = (r, _value4_tail(r))
-                rend.append(hit[0])
-                tails.append(hit[1])
-            self._render, self._tails = rend, tails
-            self._write(input_line(data))
-
-        def feed(self, events) -> None:
-            r, tails, vt, trap = self._render, self._tails, _VALUE_TEXT, _TRAP_TOKENS
-            if len(vt) > 200_000:
-                vt.clear()
-            parts: list[str] = []
-            app = parts.append
-            for pc, v, f in events:
-                if v == TRAP_EVENT:
-                    app(trap[f])
-                    continue
-                t = tails[pc]
-                if t is not None and not f:
-                    s = vt.get(v)
-                    if s is None:
-                        s = vt[v] = value_bytes(v, 0)
-                    app(s)
-                    app(t)
-                else:
-                    app(r[pc](v, f))
-            self._write("".join(parts))
-
-    return FastSink
-
-
-_FAST_SINK = None
-
-
-def fast_reference_digest(prog, max_steps: int, checkpoint_interval: int = 16384):
-    """spec.reference.run_reference(prog, trace="digest"), with the trace
-    text assembled faster (the executor itself is the reference's own
-    `_run_slice`). Used by the screen only; confirmations run the genuine
-    reference executor."""
-    global _FAST_SINK
-    from spec.reference import Machine, _run_slice
-    from spec.result import BUDGET, RunResult
-
-    if _FAST_SINK is None:
-        _FAST_SINK = _fast_sink_class()
-    t0 = time.perf_counter()
-    m = Machine(prog, None)
-    sink = _FAST_SINK(prog, m.data)
-    events: list = []
-    ev = events.append
-    interval = checkpoint_interval
-    while m.status is None and m.steps < max_steps:
-        limit = min(max_steps, (m.steps // interval + 1) * interval)
-        _run_slice(m, limit, ev)
-        sink.feed(events)
-        events.clear()
-        if m.status is None and m.steps % interval == 0:
-            sink.checkpoint(m.steps)
-    res = RunResult(backend="reference", status=m.status or BUDGET, output=bytes(m.output),
-                    trap=m.trap, trap_pc=m.trap_pc, steps=m.steps, tokens=m.tokens,
-                    digest=sink.hexdigest(), checkpoints=sink.checkpoints,
-                    seconds=time.perf_counter() - t0)
-    if sink.tokens != res.tokens:
-        raise AssertionError(f"token count {res.tokens} != rendered {sink.tokens}")
-    return res
 
 
 # ---------------------------------------------------------------------------
@@ -585,7 +421,6 @@ class Worker:
             b.name = n   # plug-ins are known by their registered name
         self.by_name = dict(zip(self.names, self.backends))
         self.traces = {n: bool(b.traces) for n, b in self.by_name.items()}
-        self.format_memo = _install_format_memo()
         self.out = Path(cfg["out"])
         self.regressions = Path(cfg["regressions"])
         self.stop = False
@@ -599,6 +434,27 @@ class Worker:
         # tuple per step, and full collections would rescan the imports
         gc.collect()
         gc.freeze()
+
+    def _helper_cpu(self) -> float:
+        """CPU seconds used since the last call by backends' own processes
+        (the OCaml port's batch process), read from /proc where there is one."""
+        total = 0.0
+        seen = getattr(self, "_helper_seen", {})
+        self._helper_seen = seen
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        for b in self.backends:
+            proc = getattr(b, "_proc", None)
+            pid = getattr(proc, "pid", None)
+            if not pid:
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, ValueError, IndexError):
+                continue
+            total += max(0.0, used - seen.get(pid, 0.0))
+            seen[pid] = used
+        return total
 
     def _sequential_wasmtime(self) -> None:
         """wasmtime compiles each module on a thread pool by default; with a
@@ -647,7 +503,7 @@ class Worker:
                     mode = "digest" if ks[i] % self.ref_every == 0 else "none"
                     try:
                         if fast and mode == "digest":
-                            per[i][name] = fast_reference_digest(c.program, self.max_steps)
+                            per[i][name] = run_reference(c.program, max_steps=self.max_steps, trace="digest")
                         else:
                             per[i][name] = b.run(c, max_steps=self.max_steps, trace=mode)
                     except Exception as e:   # noqa: BLE001 - a crash is a finding
@@ -719,7 +575,6 @@ class Worker:
         items = []
         found: list[dict] = []
         rejected = 0
-        self.format_memo.clear()
         for k in ks:
             t0 = time.perf_counter()
             m = self.module(k)
@@ -752,7 +607,13 @@ class Worker:
             if ok:
                 continue
             t0 = time.perf_counter()
-            cmp = self.confirm(case)
+            try:
+                cmp = self.confirm(case)
+            except Exception as e:   # noqa: BLE001 - the harness itself failed: keep the program
+                T["confirm"] += time.perf_counter() - t0
+                divergent += 1
+                found.append(self._harness_finding(k, wat, e))
+                continue
             T["confirm"] += time.perf_counter() - t0
             if cmp.ok:
                 confirmed_ok += 1
@@ -762,8 +623,8 @@ class Worker:
             if self.stop:
                 complete = False
                 break
-        self.format_memo.clear()
         T["cpu"] += time.process_time() - cpu0
+        T["cpu"] += self._helper_cpu()
         return {"programs": len(ks), "ops": dict(ops), "divergent": divergent + rejected,
                 "screen_only": confirmed_ok, "found": found, "complete": complete}
 
@@ -776,6 +637,12 @@ class Worker:
              "seed": self.seed, "index": k, "wat": wat, "report": f"{type(e).__name__}: {first}",
              "shrunk": False, "lines_before": wat.count("\n")}
         return self._record(f, None, m)
+
+    def _harness_finding(self, k, wat, e) -> dict:
+        f = {"signature": f"harness:{type(e).__name__}", "kind": "harness", "op": "?",
+             "backend": "harness", "seed": self.seed, "index": k, "wat": wat,
+             "report": traceback.format_exc(), "shrunk": True, "lines_before": wat.count("\n")}
+        return self._record(f, None, None)
 
     def _finding(self, k, m, wat, cmp) -> dict:
         s = signature_of(cmp, self.names, self.traces)
@@ -800,7 +667,8 @@ class Worker:
             except Exception as e:   # noqa: BLE001
                 f["regression_error"] = f"{type(e).__name__}: {e}"
             atomic_write(path, _json_dump(f))
-        f = self.shrink_finding(f, m)
+        if m is not None:
+            f = self.shrink_finding(f, m)
         return {"signature": f["signature"], "new": True, "finding": f}
 
     def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink") -> tuple[str | None, object]:
@@ -831,7 +699,7 @@ class Worker:
         for n, b in zip(self.names, self.backends):
             if self.fast_reference and type(b) is ReferenceBackend:
                 try:
-                    res[n] = fast_reference_digest(case.program, self.max_steps)
+                    res[n] = run_reference(case.program, max_steps=self.max_steps, trace="digest")
                 except Exception as e:   # noqa: BLE001
                     res[n] = e
             else:
@@ -1182,6 +1050,8 @@ class Campaign:
             self.worker = None
 
     def _time_left(self) -> bool:
+        if self.args.programs is not None and self.state["programs"] >= self.args.programs:
+            return False
         return self.stop_reason is None and self.elapsed() < self.args.time
 
     def _run_inline(self, cfg: dict) -> None:
@@ -1289,12 +1159,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--time", type=parse_duration, default=parse_duration("1h"),
                     help="how long to run: 8h, 30m, 90s, 1h30m (default 1h)")
     ap.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    ap.add_argument("--programs", type=int, default=None, metavar="N",
+                    help="also stop once the campaign has run N programs (whole chunks of "
+                         f"{CHUNK}; resumed sessions count what earlier ones ran)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="worker processes on this machine (default: the CPU count)")
     ap.add_argument("--shard", type=parse_shard, default=(0, 1),
                     help="i/N: this machine runs the programs k with k mod N == i (default 0/1)")
     ap.add_argument("--backends", default=None,
-                    help="comma-separated backends (default: every available one)")
+                    help="comma-separated backends (default: every available one that is not "
+                         "heavy; heavy ones, like the transformer, only when named)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="campaign state directory (default results/fuzz/)")
     ap.add_argument("--json", default=None,
                     help="summary for `isowasm report` (default results/fuzz.json)")
@@ -1322,7 +1196,8 @@ def resolve_backends(spec: str | None) -> list[str]:
             b.close()
         return list(dict.fromkeys(names))
     avail = available_backends()
-    names = [n for n, b in avail.items() if not isinstance(b, str)]
+    # heavy backends (the transformer, thousands of tokens/s) only when named
+    names = [n for n, b in avail.items() if not isinstance(b, str) and not getattr(b, "heavy", False)]
     for b in avail.values():
         if not isinstance(b, str):
             b.close()

@@ -127,8 +127,8 @@ def _fuzz_section(fuzz: dict) -> list[str]:
                 for k, v in sorted(timings.items(), key=lambda kv: -kv[1])]
         cpu = fuzz.get("cpu_seconds")
         lines += ["Where the time went (wall time in the workers, per program"
-                  + (f"; worker processes' CPU time {1e3 * cpu / fuzz['programs']:.2f} ms/program, "
-                     "the OCaml port's own process not included" if cpu else "") + "):", ""]
+                  + (f"; CPU time of the workers and the backends' own processes "
+                     f"{1e3 * cpu / fuzz['programs']:.2f} ms/program" if cpu else "") + "):", ""]
         lines += _table(["phase", "ms/program", "share"], rows) + [""]
     cov = fuzz.get("op_coverage")
     if cov:

@@ -26,6 +26,7 @@ class Program:
     input: bytes = b""               # without the terminating NUL
     source: str = "<program>"
     codes: list[int] = field(init=False, repr=False)
+    _text: str | None = field(init=False, repr=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.codes = [OPCODE[n] for n in self.names]
@@ -66,17 +67,31 @@ def imm_bytes(imm: int) -> str:
     return f"{imm & 255:02x} {(imm >> 8) & 255:02x} {(imm >> 16) & 255:02x} {imm >> 24:02x}"
 
 
+_LINES: dict[tuple[str, int], str] = {}   # instruction line memo: programs repeat most lines
+
+
 def format_instructions(prog: Program) -> str:
     """The `{ ... }` part of the canonical file."""
+    memo = _LINES
+    if len(memo) > 200_000:
+        memo.clear()
     lines = ["{"]
-    lines += [f"{n} {imm_bytes(i)}" for n, i in zip(prog.names, prog.imms)]
+    for key in zip(prog.names, prog.imms):
+        line = memo.get(key)
+        if line is None:
+            line = memo[key] = f"{key[0]} {imm_bytes(key[1])}"
+        lines.append(line)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def format_program(prog: Program) -> str:
-    """The program file: instructions, then the input section."""
-    return format_instructions(prog) + input_line(prog.input)
+    """The program file: instructions, then the input section. Cached on the
+    Program (programs are not changed once built), so backends that take
+    text share one rendering."""
+    if prog._text is None:
+        prog._text = format_instructions(prog) + input_line(prog.input)
+    return prog._text
 
 
 def _line_of(text: str, offsets: list[int], k: int) -> int:

@@ -83,13 +83,32 @@ def count_tokens(text: str) -> int:
     return text.count(" ") + text.count("\n")
 
 
+_RENDERERS: dict[tuple[str, int], tuple] = {}   # (name, imm) -> (renderer, value4 tail)
+_PLAIN_VALUES: dict[int, str] = {}                # v -> value_bytes(v, 0), the common case
+
+
+def _cached_renderer(name: str, imm: int) -> tuple:
+    """The step renderer of one instruction, shared across programs, with the
+    fixed tail that follows the value bytes of value4 ops (None otherwise)."""
+    hit = _RENDERERS.get((name, imm))
+    if hit is None:
+        if len(_RENDERERS) > 200_000:
+            _RENDERERS.clear()
+        spec = _OPS.get(name)
+        tail = " " + commit_token(spec["commit"]) + "\n" if spec and spec["emit"] == "value4" else None
+        hit = _RENDERERS[(name, imm)] = (_renderer(name, imm), tail)
+    return hit
+
+
 class TraceSink:
     """Receives the reference executor's events, writes canonical text, and
     keeps a running SHA-256 with checkpoints."""
 
     def __init__(self, prog: Program, data: bytes, keep_text: bool = False):
         self.prog = prog
-        self._render = [_renderer(n, i) for n, i in zip(prog.names, prog.imms)]
+        hits = [_cached_renderer(n, i) for n, i in zip(prog.names, prog.imms)]
+        self._render = [r for r, _ in hits]
+        self._tails = [t for _, t in hits]
         self._hash = hashlib.sha256()
         self._parts: list[str] | None = [] if keep_text else None
         self.tokens = 0
@@ -103,9 +122,26 @@ class TraceSink:
             self._parts.append(text)
 
     def feed(self, events) -> None:
-        r = self._render
-        trap = _TRAP_TOKENS
-        self._write("".join([trap[f] if v == TRAP_EVENT else r[pc](v, f) for pc, v, f in events]))
+        r, tails, plain, trap = self._render, self._tails, _PLAIN_VALUES, _TRAP_TOKENS
+        if len(plain) > 200_000:
+            plain.clear()
+        parts: list[str] = []
+        app = parts.append
+        for pc, v, f in events:
+            if v == TRAP_EVENT:
+                app(trap[f])
+                continue
+            tail = tails[pc]
+            if tail is not None and not f:
+                # Most steps are flag-free value4 steps: memoised value text + fixed tail.
+                text = plain.get(v)
+                if text is None:
+                    text = plain[v] = value_bytes(v, 0)
+                app(text)
+                app(tail)
+            else:
+                app(r[pc](v, f))
+        self._write("".join(parts))
 
     def checkpoint(self, steps: int) -> None:
         self.checkpoints.append((steps, self._hash.copy().hexdigest()))

@@ -1,18 +1,16 @@
 """The Rust port (ports/rust/, Python module `isowasm_rust`).
 
 Built and installed with `pip install ./ports/rust` (what `make rust` runs).
-Programs are handed over as program files (spec.program.format_program);
-the text is cached per Program object, so running one program many times
-formats it once.
+Programs are handed over as program files (spec.program.format_program,
+which caches the text on the Program).
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.program import Program, format_program
+from spec.program import format_program
 from spec.result import RunResult
 
 _UNBUILT = "rust backend not built: run `make rust`"
@@ -29,21 +27,6 @@ class RustBackend(Backend):
         except ImportError:
             raise BackendUnavailable(_UNBUILT) from None
         self._mod = isowasm_rust
-        # id(program) -> (weak reference to it, its program file text)
-        self._texts: dict[int, tuple[weakref.ref, str]] = {}
-
-    def _text(self, prog: Program) -> str:
-        key = id(prog)
-        hit = self._texts.get(key)
-        if hit is not None and hit[0]() is prog:
-            return hit[1]
-        text = format_program(prog)
-        try:
-            ref = weakref.ref(prog, lambda _r, key=key, texts=self._texts: texts.pop(key, None))
-        except TypeError:  # not weak-referenceable: do not cache
-            return text
-        self._texts[key] = (ref, text)
-        return text
 
     def _result(self, d: dict, seconds: float) -> RunResult:
         return RunResult(
@@ -55,7 +38,7 @@ class RustBackend(Backend):
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         t0 = time.perf_counter()
         # The program file carries the case's input in its input section.
-        d = self._mod.run(self._text(case.program), None, max_steps, trace, self.checkpoint_interval)
+        d = self._mod.run(format_program(case.program), None, max_steps, trace, self.checkpoint_interval)
         res = self._result(d, time.perf_counter() - t0)
         if progress:
             progress(res.steps, res.tokens)
@@ -65,7 +48,7 @@ class RustBackend(Backend):
         """Many (small) cases in one call into the port; `seconds` of each
         result is its share of the batch's time."""
         t0 = time.perf_counter()
-        ds = self._mod.run_batch([(self._text(c.program), None, max_steps) for c in cases], trace,
+        ds = self._mod.run_batch([(format_program(c.program), None, max_steps) for c in cases], trace,
                                  self.checkpoint_interval)
         share = (time.perf_counter() - t0) / max(len(cases), 1)
         return [self._result(d, share) for d in ds]

@@ -1,0 +1,211 @@
+"""The fast inference engine (transformer/engine/, module `isowasm_engine`;
+transformer/ENGINE.md): traces byte-identical to the reference executor's on
+the hand-written programs and the examples, a >= 10M-token run (slow), the
+teacher-forced verifier (passes a correct trace, names the first wrong token
+of a corrupted one), and the load-time refusal of weights whose heads lack the
+structure the caches rely on.
+
+Skipped when the engine is not built (`make engine`), unless
+ISOWASM_REQUIRE_BACKENDS names `transformer`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from isowasm.backends import required_backends
+from isowasm.backends.base import BackendUnavailable, Case
+from spec.program import load_program
+from spec.reference import run_reference
+
+PROG_DIR = Path(__file__).resolve().parent.parent / "transformer" / "programs"
+PROGRAMS = sorted(p.stem for p in PROG_DIR.glob("*.prog"))
+BUDGET = 20000
+
+
+def _engine_backend():
+    from transformer.engine_backend import EngineBackend
+    try:
+        return EngineBackend()
+    except BackendUnavailable as e:
+        if "transformer" in required_backends():
+            pytest.fail(f"required backend transformer is unavailable: {e}")
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def eng():
+    return _engine_backend()
+
+
+def _same(res, ref):
+    assert res.status == ref.status
+    assert res.digest == ref.digest
+    assert res.checkpoints == ref.checkpoints
+    assert (res.steps, res.tokens, res.output, res.trap) == (ref.steps, ref.tokens, ref.output, ref.trap)
+    if ref.trap is not None:
+        assert res.trap_pc == ref.trap_pc
+    if ref.trace is not None:
+        assert res.trace == ref.trace
+
+
+def _examples():
+    from isowasm.examples import load_examples
+    return {e.name: e for e in load_examples()}
+
+
+_EXAMPLE_CASES: dict = {}
+
+
+def _example(name):
+    if name not in _EXAMPLE_CASES:
+        ex = _examples()[name]
+        _EXAMPLE_CASES[name] = (ex, ex.case())
+    return _EXAMPLE_CASES[name]
+
+
+def test_heads_are_recognised(eng):
+    kinds = {name: kind for _, name, kind, _, _ in eng.engine.heads()}
+    assert kinds["sum"] == kinds["pcsum"] == "Avg"
+    assert kinds["last_end"] == kinds["rbrace"] == "Latest0"
+    for h in ("stack0", "stack1", "stack2", "stack3", "frame", "local", "global", "mem_store", "mem_input"):
+        assert kinds[h] == "Latest", h
+    for h in ("rel1", "rel4", "sp", "cd", "ends", "in_off", "pc", "pc_prev"):
+        assert kinds[h] == "UniquePos", h
+    for h in ("fetch0", "fetch", "fetch_prev"):
+        assert kinds[h] == "UniqueKeyed", h
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_programs_byte_identical(eng, name):
+    prog = load_program(str(PROG_DIR / f"{name}.prog"))
+    ref = run_reference(prog, trace="text", max_steps=BUDGET)
+    res = eng.run(Case(name, prog), max_steps=BUDGET, trace="text")
+    _same(res, ref)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 2, 7, 40])
+def test_budget_exhaustion(eng, budget):
+    ex, case = _example("fibonacci")
+    ref = run_reference(case.program, trace="text", max_steps=budget)
+    res = eng.run(case, max_steps=budget, trace="text")
+    _same(res, ref)
+
+
+@pytest.mark.parametrize("name", ["hello", "addition", "fibonacci", "collatz", "matching", "sudoku"])
+def test_examples_digest_identical(eng, name):
+    ex, case = _example(name)
+    ref = run_reference(case.program, trace="digest", max_steps=ex.max_steps)
+    res = eng.run(case, max_steps=ex.max_steps, trace="digest")
+    _same(res, ref)
+    assert res.output == ex.expect_output
+
+
+def test_trace_text_and_progress(eng):
+    ex, case = _example("collatz")
+    ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
+    seen = []
+    res = eng.run(case, max_steps=ex.max_steps, trace="text", progress=lambda s, t: seen.append((s, t)))
+    _same(res, ref)
+    assert len(seen) > 5 and seen[-1] == (ref.steps, ref.tokens)
+    assert all(a <= b for a, b in zip(seen, seen[1:]))
+
+
+def _corrupt(trace: str, line: int) -> tuple[str, int, str]:
+    """Replace the last token of trace line `line` (>= 1); returns the text,
+    the token's index among the generated tokens, and the new token."""
+    lines = trace.split("\n")
+    parts = lines[line].split(" ")
+    new = "halt" if parts[-1] != "halt" else "drop"
+    parts[-1] = new
+    idx = sum(len(x.split()) for x in lines[1:line]) + len(parts) - 1
+    return "\n".join(lines[:line] + [" ".join(parts)] + lines[line + 1:]), idx, new
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_verify_passes_and_flags(eng, threads):
+    from transformer.engine_backend import verify_trace
+    ex, case = _example("collatz")
+    ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
+    ok = verify_trace(case, ref.trace, threads=threads)
+    assert ok["ok"] and ok["first_mismatch"] is None
+    assert ok["checked"] == ref.tokens - len(case.program.input) - 2
+    for line in (1, 2, len(ref.trace.split("\n")) // 3, len(ref.trace.split("\n")) - 2):
+        bad, idx, new = _corrupt(ref.trace, line)
+        v = verify_trace(case, bad, threads=threads)
+        assert not v["ok"]
+        mm = v["first_mismatch"]
+        assert mm["index"] == idx and mm["expected"] == new
+        assert mm["predicted"] == ref.trace.split("\n")[line].split(" ")[-1]
+        assert v["checked"] == idx + 1
+        assert mm["margin"] > 0.5
+
+
+def test_verify_module_function(eng):
+    import isowasm_engine
+    from spec.program import format_program
+    from transformer.build import BUILD_DIR
+    ex, case = _example("hello")
+    ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
+    v = isowasm_engine.verify(format_program(case.program), ref.trace, build_dir=str(BUILD_DIR))
+    assert v["ok"] and v["checked"] == ref.tokens - len(case.program.input) - 2
+
+
+def test_refuses_weights_without_the_structure(eng, tmp_path):
+    """A latest head whose sum-of-squares query column is not the constant -1,
+    and one whose position tie-break is not 2**-26: both refused at load."""
+    import isowasm_engine
+    from safetensors.numpy import load_file, save_file
+    from transformer.build import BUILD_DIR
+    for tweak, msg in ((lambda t: t["layers.2.attn.wq"].__setitem__((3, 0, 2), -2.0), "stack0"),
+                       (lambda t: t["layers.4.attn.wk"].__setitem__((1, 23, 5), 2.0 ** -25), "mem_store")):
+        d = tmp_path / msg
+        d.mkdir()
+        shutil.copy(BUILD_DIR / "config.json", d / "config.json")
+        t = {k: v.copy() for k, v in load_file(str(BUILD_DIR / "model.safetensors")).items()}
+        tweak(t)
+        save_file(t, str(d / "model.safetensors"))
+        with pytest.raises(ValueError, match=msg):
+            isowasm_engine.Engine(str(d))
+
+
+def test_unbuilt_engine_is_unavailable(monkeypatch):
+    import sys
+    import transformer.engine_backend as eb
+    monkeypatch.setitem(sys.modules, "isowasm_engine", None)
+    monkeypatch.setattr(eb, "_ENGINES", {})
+    with pytest.raises(BackendUnavailable, match="make engine"):
+        eb.EngineBackend()
+
+
+LONG_C = r"""
+void compute(const char *input) {
+    (void)input;
+    unsigned int h = 2166136261u;
+    unsigned char buf[256];
+    for (int i = 0; i < 256; i++) buf[i] = (unsigned char)i;
+    for (int r = 0; r < 10; r++) {
+        for (int i = 0; i < 256; i++) {
+            h = (h ^ buf[i]) * 16777619u;
+            buf[i] = (unsigned char)(h >> 13);
+        }
+    }
+    for (int k = 0; k < 8; k++) out_byte("0123456789abcdef"[(h >> (28 - 4 * k)) & 15]);
+    out_byte('\n');
+}
+"""
+
+
+@pytest.mark.slow
+def test_ten_million_tokens(eng):
+    """11.3M tokens (positions up to 0.67 * 2**24): digest and checkpoints
+    identical to the reference executor's."""
+    from isowasm.toolchain import compile_source
+    _, prog = compile_source(LONG_C, "c", "long")
+    ref = run_reference(prog, trace="digest")
+    assert ref.tokens >= 10_000_000
+    res = eng.run(Case("long", prog), max_steps=10 ** 8, trace="digest")
+    _same(res, ref)
