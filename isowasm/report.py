@@ -99,6 +99,7 @@ def render(results: Path = RESULTS) -> str:
     fuzz = _load(results, "fuzz.json")
     if fuzz:
         lines += _fuzz_section(fuzz)
+    lines += _plots_section(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -166,6 +167,82 @@ def _fuzz_section(fuzz: dict) -> list[str]:
     return lines
 
 
+PLOTS = REPO / "findings"
+
+
+def _plot_specs(results: Path) -> list[tuple[str, str, object]]:
+    """(file name, caption, draw(ax)) for each plot whose data is recorded.
+    FINDINGS.md links exactly these, so its text depends on the data alone."""
+    specs = []
+    bench = _load(results, "bench_ports.json")
+    if bench and bench["rows"]:
+        def throughput(ax, rows=bench["rows"]):
+            modes = sorted({r["trace"] for r in rows})
+            names = list(dict.fromkeys(r["backend"] for r in rows))
+            w = 0.8 / len(modes)
+            for k, mode in enumerate(modes):
+                vals = {r["backend"]: r["tok_per_s"] for r in rows if r["trace"] == mode}
+                ax.bar([i + k * w for i in range(len(names))], [vals.get(n, 0) for n in names], w, label=f"trace {mode}")
+            ax.set_xticks([i + w * (len(modes) - 1) / 2 for i in range(len(names))], names)
+            ax.set_yscale("log")
+            ax.set_ylabel("trace tokens / s")
+            ax.set_title(f"{rows[0]['program']}: machine implementations")
+            ax.legend()
+        specs.append(("throughput.png", "Trace tokens per second of each implementation (log scale)", throughput))
+    engine = _load(results, "bench_engine.json")
+    if engine and engine.get("scaling"):
+        def scaling(ax, rows=engine["scaling"]):
+            for name in dict.fromkeys(r["engine"] for r in rows):
+                pts = sorted((r["tokens"], r["tok_per_s"]) for r in rows if r["engine"] == name)
+                ax.plot([a for a, _ in pts], [b for _, b in pts], marker="o", label=name)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("tokens generated so far")
+            ax.set_ylabel("tokens / s")
+            ax.set_title("transformer engines: cost per token against trace length")
+            ax.legend()
+        specs.append(("engine_scaling.png", "Tokens per second against trace length, per engine", scaling))
+    fuzz = _load(results, "fuzz.json")
+    if fuzz and fuzz.get("timings") and fuzz.get("programs"):
+        def stages(ax, st=fuzz["timings"], n=fuzz["programs"]):
+            items = sorted(((k, 1e3 * v / n) for k, v in st.items()), key=lambda kv: -kv[1])
+            ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1])
+            ax.set_xlabel("ms per program")
+            ax.set_title(f"fuzzing: {fuzz['programs'] / max(fuzz['seconds'], 1e-9):,.0f} programs/s")
+        specs.append(("fuzz_stages.png", "Where a fuzzing campaign's time goes", stages))
+    return specs
+
+
+def _plots_section(results: Path) -> list[str]:
+    specs = _plot_specs(results)
+    if not specs:
+        return []
+    lines = ["## Plots", ""]
+    for name, caption, _ in specs:
+        lines += [f"![{caption}](findings/{name})", ""]
+    return lines
+
+
+def write_plots(results: Path = RESULTS, outdir: Path = PLOTS) -> list[Path]:
+    """Draw the plots FINDINGS.md links (matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, _, draw in _plot_specs(results):
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(outdir / name, metadata={"Software": None})
+        plt.close(fig)
+        written.append(outdir / name)
+    return written
+
+
 def write(results: Path = RESULTS, out: Path = FINDINGS) -> Path:
     out.write_text(render(results), encoding="utf-8")
+    write_plots(results, out.parent / "findings")
     return out
