@@ -6,11 +6,11 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 JOBS ?= 2
 # CI sets these so a port that failed to build fails the run, not a skip.
-REQUIRE ?= reference,wasmtime,rust,ocaml
+REQUIRE ?= reference,wasmtime,rust,ocaml,transformer
 
-.PHONY: setup system-deps python-deps rust ocaml verify test test-slow bench clean
+.PHONY: setup system-deps python-deps rust ocaml engine verify test test-slow clean
 
-setup: system-deps python-deps rust ocaml
+setup: system-deps python-deps rust ocaml engine
 
 # Debian packages: clang/lld build C to wasm32; OCaml and dune build the OCaml port.
 system-deps:
@@ -27,6 +27,12 @@ python-deps:
 rust: python-deps
 	$(PIP) install -q ./ports/rust
 
+# The transformer's Rust engine, and its weights (built once here rather
+# than by the first test that needs them).
+engine: python-deps
+	$(PIP) install -q ./transformer/engine
+	$(PYTHON) -m transformer.build
+
 ocaml: system-deps
 	cd ports/ocaml && dune build 2>&1
 
@@ -40,4 +46,4 @@ test-slow: setup
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m "slow and not heavy"
 
 clean:
-	rm -rf ports/rust/target ports/ocaml/_build results .hypothesis
+	rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target transformer/build .hypothesis

@@ -125,7 +125,7 @@ def _corrupt(trace: str, line: int) -> tuple[str, int, str]:
     return "\n".join(lines[:line] + [" ".join(parts)] + lines[line + 1:]), idx, new
 
 
-@pytest.mark.parametrize("threads", [0, 1, 2])
+@pytest.mark.parametrize("threads", [0, 1, 2, 3])
 def test_verify_passes_and_flags(eng, threads):
     from transformer.engine_backend import verify_trace
     ex, case = _example("collatz")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -227,8 +228,13 @@ def build(outdir: str | Path | None = None) -> Path:
     out = Path(outdir) if outdir else BUILD_DIR
     out.mkdir(parents=True, exist_ok=True)
     cfg, tensors = lower()
-    save_file(dict(sorted(tensors.items())), str(out / WEIGHTS), metadata={"format": "isowasm-analytic-v1"})
-    (out / CONFIG).write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    # Written under temporary names and renamed: parallel test workers may
+    # build the same directory at once, and a reader must never see half a file.
+    tmp = f".tmp.{os.getpid()}"
+    save_file(dict(sorted(tensors.items())), str(out / (WEIGHTS + tmp)), metadata={"format": "isowasm-analytic-v1"})
+    (out / (CONFIG + tmp)).write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    os.replace(out / (WEIGHTS + tmp), out / WEIGHTS)
+    os.replace(out / (CONFIG + tmp), out / CONFIG)
     return out
 
 

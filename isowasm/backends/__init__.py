@@ -17,6 +17,7 @@ BUILTIN = {
     "wasmtime": "isowasm.backends.wasmtime_backend:WasmtimeBackend",
     "rust": "isowasm.backends.rust:RustBackend",
     "ocaml": "isowasm.backends.ocaml:OcamlBackend",
+    "transformer": "transformer.engine_backend:EngineBackend",
     "transformer-graph": "transformer.backends:GraphBackend",
     "transformer-torch": "transformer.backends:TorchBackend",
 }
