@@ -96,11 +96,35 @@ def render(results: Path = RESULTS) -> str:
         lines += _table(["quantity", "value"], [[k, v] for k, v in model["summary"].items()])
         lines.append("")
 
+    engine = _load(results, "bench_engine.json")
+    if engine:
+        lines += _engine_section(engine)
+
     fuzz = _load(results, "fuzz.json")
     if fuzz:
         lines += _fuzz_section(fuzz)
     lines += _plots_section(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _engine_section(engine: dict) -> list[str]:
+    """`ci/bench_engine.py`: the hull-cache engine (backend `transformer`)
+    against the float64 PyTorch module, generating and teacher-forced."""
+    lines = ["## The transformer engine", "",
+             f"`ci/bench_engine.py`, {_when(engine)}, {engine['cpus']} CPUs. Sequential = greedy generation "
+             "from the prompt; teacher-forced = checking a known trace, all positions of a layer together; "
+             "torch = the same weights in the PyTorch module over its first tokens.", ""]
+    rows = [[r["example"], _num(r["tokens"]), _num(r["seq_tok_s"]), _num(r["tf_tok_s"]),
+             _num(r["torch_tok_s"], 1), _num(r["seq_vs_torch"])] for r in engine["rows"]]
+    lines += _table(["example", "trace tokens", "sequential tok/s", "teacher-forced tok/s", "torch tok/s",
+                     "sequential × torch"], rows)
+    flat = engine.get("flat")
+    if flat:
+        lines += ["", f"One run of {flat['generated']:,} generated tokens: tok/s over the window ending at each length "
+                  f"(cost per token stays flat); peak memory {flat['max_rss_mb']:.0f} MB.", ""]
+        lines += _table(["tokens", "tok/s"], [[_num(int(k)), _num(v)] for k, v in flat["window_tok_s"].items()])
+    lines.append("")
+    return lines
 
 
 def _fuzz_section(fuzz: dict) -> list[str]:
@@ -190,17 +214,24 @@ def _plot_specs(results: Path) -> list[tuple[str, str, object]]:
             ax.legend()
         specs.append(("throughput.png", "Trace tokens per second of each implementation (log scale)", throughput))
     engine = _load(results, "bench_engine.json")
-    if engine and engine.get("scaling"):
-        def scaling(ax, rows=engine["scaling"]):
-            for name in dict.fromkeys(r["engine"] for r in rows):
-                pts = sorted((r["tokens"], r["tok_per_s"]) for r in rows if r["engine"] == name)
-                ax.plot([a for a, _ in pts], [b for _, b in pts], marker="o", label=name)
+    if engine and engine.get("rows"):
+        def scaling(ax, engine=engine):
+            # Each example's trace length against each engine's rate on it,
+            # plus the long run's windows: flat lines mean O(1) cost per token.
+            rows = sorted(engine["rows"], key=lambda r: r["tokens"])
+            ax.plot([r["tokens"] for r in rows], [r["seq_tok_s"] for r in rows], marker="o", label="engine, examples")
+            ax.plot([r["tokens"] for r in rows], [r["tf_tok_s"] for r in rows], marker="s", label="engine, teacher-forced")
+            ax.plot([r["torch_prefix_tokens"] for r in rows], [r["torch_tok_s"] for r in rows], marker="^",
+                    linestyle="none", label="torch (first tokens)")
+            if engine.get("flat"):
+                w = engine["flat"]["window_tok_s"]
+                ax.plot([int(k) for k in w], list(w.values()), marker="x", label="engine, one 11M-token run")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("tokens generated so far")
+            ax.set_xlabel("trace tokens")
             ax.set_ylabel("tokens / s")
             ax.set_title("transformer engines: cost per token against trace length")
-            ax.legend()
+            ax.legend(fontsize=8)
         specs.append(("engine_scaling.png", "Tokens per second against trace length, per engine", scaling))
     fuzz = _load(results, "fuzz.json")
     if fuzz and fuzz.get("timings") and fuzz.get("programs"):
