@@ -32,22 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LONG_C = r"""
-void compute(const char *input) {
-    (void)input;
-    unsigned int h = 2166136261u;
-    unsigned char buf[256];
-    for (int i = 0; i < 256; i++) buf[i] = (unsigned char)i;
-    for (int r = 0; r < 10; r++) {
-        for (int i = 0; i < 256; i++) {
-            h = (h ^ buf[i]) * 16777619u;
-            buf[i] = (unsigned char)(h >> 13);
-        }
-    }
-    for (int k = 0; k < 8; k++) out_byte("0123456789abcdef"[(h >> (28 - 4 * k)) & 15]);
-    out_byte('\n');
-}
-"""
+LONG_C = (Path(__file__).resolve().parents[1] / "transformer/programs/long_hash.c").read_text()
 
 WINDOWS = (10_000, 100_000, 1_000_000, 10_000_000)
 
@@ -170,12 +155,10 @@ def main() -> int:
     flat = None if a.quick else bench_long()
     rows = bench_examples(names, a.torch_tokens)
     if a.json:
-        out = ROOT / a.json
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"kind": "bench_engine", "time": time.time(), "cpus": os.cpu_count(),
-                                   "rows": rows, "flat": flat}, indent=1) + "\n")
-        tmp.replace(out)
+        from isowasm.atomic import atomic_write_json
+
+        atomic_write_json(ROOT / a.json, {"kind": "bench_engine", "time": time.time(), "cpus": os.cpu_count(),
+                                          "rows": rows, "flat": flat})
         print(f"wrote {a.json}")
     return 0
 

@@ -98,19 +98,15 @@ def main() -> None:
           f"(mean {lines:.0f} WAT lines)")
     rate = bench_pipeline(args.seed, args.seconds)
     if args.json:
-        import json
         import os
+
+        from isowasm.atomic import atomic_write_json
 
         rates = {"generator alone": n / dt}
         if rate is not None:
             rates["generate + compile + run + compare (reference, wasmtime)"] = rate
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".tmp.{os.getpid()}")
-        tmp.write_text(json.dumps({"kind": "bench_generator", "time": time.time(),
-                                   "cpus": os.cpu_count(), "rates": rates}, indent=1))
-        os.replace(tmp, out)
-
+        atomic_write_json(args.json, {"kind": "bench_generator", "time": time.time(),
+                                      "cpus": os.cpu_count(), "rates": rates})
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ incremental digest ("digest"), and writes results/bench_ports.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from isowasm.atomic import atomic_write_json  # noqa: E402
 from isowasm.backends import available_backends  # noqa: E402
 from isowasm.backends.base import Case  # noqa: E402
 from isowasm.examples import load_examples  # noqa: E402
@@ -108,12 +108,8 @@ def main() -> int:
             print(f"{n:<12}{args.batch / dt:>12,.0f} programs/s" + (f"  ({bad} did not halt!)" if bad else ""))
             batch_rows.append({"backend": n, "programs": args.batch, "seconds": dt, "programs_per_s": args.batch / dt})
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{args.json}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"kind": "bench_ports", "time": time.time(), "cpus": os.cpu_count(),
-                       "rows": rows, "batch": batch_rows}, f, indent=1)
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, {"kind": "bench_ports", "time": time.time(), "cpus": os.cpu_count(),
+                                      "rows": rows, "batch": batch_rows})
     return 0
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from conformance import hypothesis_profiles as profiles
 from conformance.conftest import backend_params
 from conformance.strategies import Module, modules, render
-from isowasm.backends import available_backends, required_backends
+from isowasm.backends import available_backends
 from isowasm.backends.base import Case
 from spec.result import BUDGET, TRAPPED
 

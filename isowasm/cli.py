@@ -143,8 +143,7 @@ def cmd_model_info(args) -> int:
 
     info = print_info()
     if args.json:
-        import json
-        import os
+        from isowasm.atomic import atomic_write_json
 
         s = info["schedule"]
         summary = {
@@ -155,12 +154,8 @@ def cmd_model_info(args) -> int:
             "layer lower bound": s["layers_lower_bound"], "d_ffn lower bound": s["d_ffn_lower_bound"],
             "precision horizon": info["horizon"],
         }
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".tmp.{os.getpid()}")
-        tmp.write_text(json.dumps({"kind": "model_info", "time": time.time(), "summary": summary,
-                                   "info": info}, indent=1, default=str))
-        os.replace(tmp, out)
+        atomic_write_json(args.json, {"kind": "model_info", "time": time.time(), "summary": summary,
+                                      "info": info})
     return 0
 
 

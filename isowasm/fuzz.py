@@ -45,13 +45,13 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
 from isowasm.examples import REPO
+from isowasm.atomic import atomic_write
 from spec.reference import run_reference
 
 DEFAULT_OUT = REPO / "results" / "fuzz"
@@ -82,28 +82,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
         raise argparse.ArgumentTypeError(f"bad shard {text!r} (expected i/N with 0 <= i < N)")
     return int(m.group(1)), int(m.group(2))
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` so that a reader (or a crash) sees the old file
-    or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _json_dump(obj) -> str:

@@ -7,12 +7,11 @@ for `isowasm report`.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
+from isowasm.atomic import atomic_write_json
 from isowasm.backends import available_backends, get_backend, required_backends
 from isowasm.examples import load_examples
 from isowasm.runner import compare_case
@@ -71,12 +70,8 @@ def verify(backends: list[str] | None = None, names: list[str] | None = None,
         print()
         print(d)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{out}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"kind": "verify", "time": time.time(), "machine": platform.machine(),
-                       "cpus": os.cpu_count(), "backends": cols, "rows": rows}, f, indent=1)
-        os.replace(tmp, out)
+        atomic_write_json(out, {"kind": "verify", "time": time.time(), "machine": platform.machine(),
+                                "cpus": os.cpu_count(), "backends": cols, "rows": rows})
     print("VERIFY_FAIL" if failed else "VERIFY_OK")
     return 1 if failed else 0
 

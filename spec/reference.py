@@ -13,7 +13,7 @@ import sys
 import time
 
 from spec import table
-from spec.program import OPCODE, Program
+from spec.program import Program
 from spec.result import BUDGET, HALTED, TRAPPED, RunResult
 from spec.trace import TRAP_EVENT, TraceSink
 

@@ -16,6 +16,7 @@ import wasmtime
 from isowasm.toolchain.compile import compile_bytes
 from isowasm.toolchain.errors import CompileError
 from spec.errors import IsowasmError
+from isowasm.atomic import atomic_write
 from spec.program import Program, check_input, format_instructions, parse_program
 
 TOOLCHAIN_DIR = Path(__file__).parent
@@ -72,27 +73,13 @@ def _cache_read(key: str) -> tuple[bytes, str] | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _cache_write(key: str, wasm: bytes, prog: Program) -> None:
     d = cache_dir()
     try:
         d.mkdir(parents=True, exist_ok=True)
         # The program last: a reader that finds it also finds the wasm.
-        _atomic_write(d / f"{key}.wasm", wasm)
-        _atomic_write(d / f"{key}.prog", format_instructions(prog).encode())
+        atomic_write(d / f"{key}.wasm", wasm)
+        atomic_write(d / f"{key}.prog", format_instructions(prog).encode())
     except OSError:
         pass  # a read-only or full cache only costs time
 
