@@ -68,6 +68,28 @@ fn fail<T>(s: String) -> R<T> {
 }
 
 #[inline]
+/// Packs a write's integer key components into one integer (KEY_BITS each)
+/// and returns it with the sum of their squares, which the key's square
+/// column must equal: the 2-D hull key (2a, -a^2) of the design, checked.
+fn pack_key(components: &[f64], head: &str, p: usize) -> R<(u64, i128)> {
+    let mut a: u64 = 0;
+    let mut sq: i128 = 0;
+    for (c, &kc) in components.iter().enumerate() {
+        match int_of(kc) {
+            Some(i) if i >= 0 && i < (1 << KEY_BITS) => {
+                a |= (i as u64) << (KEY_BITS * c as u32);
+                sq += (i as i128) * (i as i128);
+            }
+            _ => {
+                return fail(format!(
+                    "head {head}: key component {kc} at position {p} is not an integer in [0, 2**21)"
+                ))
+            }
+        }
+    }
+    Ok((a, sq))
+}
+
 fn int_of(v: f64) -> Option<i64> {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 4.0e15 {
         Some(v as i64)
@@ -705,23 +727,7 @@ fn head_step(
                 }
                 values(h, x, &mut st.default);
             } else if w == 1.0 {
-                let mut a: u64 = 0;
-                let mut sq: i128 = 0;
-                for c in 0..mm {
-                    let kc = sc.kv[c];
-                    match int_of(kc) {
-                        Some(i) if i >= 0 && i < (1 << KEY_BITS) => {
-                            a |= (i as u64) << (KEY_BITS * c as u32);
-                            sq += (i as i128) * (i as i128);
-                        }
-                        _ => {
-                            return fail(format!(
-                                "head {}: key component {kc} at position {p} is not an integer in [0, 2**21)",
-                                h.name
-                            ))
-                        }
-                    }
-                }
+                let (a, sq) = pack_key(&sc.kv[..mm], &h.name, p)?;
                 if int_of(sc.kv[mm]).map(|v| v as i128) != Some(sq) {
                     return fail(format!(
                         "head {}: key's square term {} != {sq} at position {p}",
@@ -832,23 +838,7 @@ fn head_step(
                 st.full_v.extend_from_slice(&sc.vv[..dv]);
             }
             if w == 1.0 {
-                let mut a: u64 = 0;
-                let mut sq: i128 = 0;
-                for c in 0..mm {
-                    let kc = sc.kv[c];
-                    match int_of(kc) {
-                        Some(i) if i >= 0 && i < (1 << KEY_BITS) => {
-                            a |= (i as u64) << (KEY_BITS * c as u32);
-                            sq += (i as i128) * (i as i128);
-                        }
-                        _ => {
-                            return fail(format!(
-                                "head {}: key component {kc} at position {p} is not an integer in [0, 2**21)",
-                                h.name
-                            ))
-                        }
-                    }
-                }
+                let (a, sq) = pack_key(&sc.kv[..mm], &h.name, p)?;
                 if int_of(sc.kv[mm]).map(|v| v as i128) != Some(sq) {
                     return fail(format!("head {}: key's square term at position {p}", h.name));
                 }
