@@ -43,6 +43,16 @@ def check_supported(prog) -> None:
                                       "tokens; outside the transformer's horizon)")
 
 
+def start(prog, max_steps: int) -> tuple[bool, int]:
+    """Where every decoder of this model starts: the program is checked to
+    lie inside the horizon, and when it opens with input_base that step is
+    already done — its tokens (the input section) are part of the prompt.
+    Returns (has input_base, steps executed)."""
+    check_supported(prog)
+    has_ib = bool(prog.names) and prog.names[0] == "input_base"
+    return has_ib, 1 if (has_ib and max_steps >= 1) else 0
+
+
 def prompt_tokens(prog) -> list[str]:
     return format_program(prog).split()
 
@@ -87,10 +97,8 @@ class GraphModel:
 def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, backend: str) -> RunResult:
     t0 = time.perf_counter()
     prog = case.program
-    check_supported(prog)
     data = prog.input
-    has_ib = bool(prog.names) and prog.names[0] == "input_base"
-    steps = 1 if (has_ib and max_steps >= 1) else 0
+    has_ib, steps = start(prog, max_steps)
     model.feed_prompt(prompt_tokens(prog))
     t1 = time.perf_counter()
     emitted: list[str] = []

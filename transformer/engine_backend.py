@@ -21,7 +21,7 @@ from isowasm.backends.base import Backend, BackendUnavailable, Case
 from spec.program import input_line
 from spec.result import BUDGET, HALTED, TRAPPED, RunResult
 from transformer import vocab
-from transformer.backends import check_supported, prompt_tokens
+from transformer.backends import check_supported, prompt_tokens, start
 
 CHECKPOINT_INTERVAL = 16384
 SLICE_TOKENS = 16384          # tokens per call into the engine (progress granularity)
@@ -77,10 +77,8 @@ def generate(engine, cfg, case: Case, *, max_steps: int, trace: str, progress=No
     flags = _FLAGS
     t0 = time.perf_counter()
     prog = case.program
-    check_supported(prog)
     data = prog.input
-    has_ib = bool(prog.names) and prog.names[0] == "input_base"
-    steps = 1 if (has_ib and max_steps >= 1) else 0
+    has_ib, steps = start(prog, max_steps)
     prompt = prompt_tokens(prog)
     s = engine.session()
     s.feed([vocab.INDEX[t] for t in prompt])

@@ -224,6 +224,22 @@ impl Session {
         Ok((false, steps))
     }
 
+    /// What both verification forms require: a fresh session, a sequence
+    /// inside the horizon, and token ids of the vocabulary.
+    fn check_verify_input(&self, seq: &[u16], what: &str) -> R<()> {
+        if self.pos != 0 {
+            return fail(format!("{what} needs a fresh session"));
+        }
+        if seq.len() > MAX_POS {
+            return fail(format!("{} positions: past the engine's horizon (2**24)", seq.len()));
+        }
+        let nv = self.model.vocab.len();
+        if let Some(&t) = seq.iter().find(|&&t| t as usize >= nv) {
+            return fail(format!("token id {t} out of range"));
+        }
+        Ok(())
+    }
+
     /// Teacher-forced verification in layer-major batches: `seq[i]` is fed at
     /// position i (the session must be fresh); for every i >= `check_from`
     /// with i + 1 < len, the argmax at position i must be seq[i + 1]. All
@@ -234,18 +250,10 @@ impl Session {
     /// predicted logit)).
     pub fn verify_batch(&mut self, seq: &[u16], check_from: usize, threads: usize) -> R<(usize, Option<Mismatch>)> {
         const CHUNK: usize = 8192;
-        if self.pos != 0 {
-            return fail("verify_batch needs a fresh session".into());
-        }
-        if seq.len() > MAX_POS {
-            return fail(format!("{} positions: past the engine's horizon (2**24)", seq.len()));
-        }
+        self.check_verify_input(seq, "verify_batch")?;
         let model = self.model.clone();
         let m = &*model;
         let nv = m.vocab.len();
-        if let Some(&t) = seq.iter().find(|&&t| t as usize >= nv) {
-            return fail(format!("token id {t} out of range"));
-        }
         let d = m.d;
         let threads = threads.clamp(1, 16);
         let mut checked = 0usize;
@@ -417,18 +425,10 @@ impl Session {
     ) -> R<(usize, Option<Mismatch>)> {
         use std::sync::mpsc::sync_channel;
         const BLOCK: usize = 512;
-        if self.pos != 0 {
-            return fail("verify_pipeline needs a fresh session".into());
-        }
-        if seq.len() > MAX_POS {
-            return fail(format!("{} positions: past the engine's horizon (2**24)", seq.len()));
-        }
+        self.check_verify_input(seq, "verify_pipeline")?;
         let model = self.model.clone();
         let m = &*model;
         let nv = m.vocab.len();
-        if let Some(&t) = seq.iter().find(|&&t| t as usize >= nv) {
-            return fail(format!("token id {t} out of range"));
-        }
         let d = m.d;
         let nl = m.layers.len();
         let stages = stages.clamp(1, nl);
