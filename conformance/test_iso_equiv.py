@@ -49,3 +49,29 @@ def test_a_broken_port_fails_naming_program_and_token():
 def test_iso_equiv_script_from_scratch():
     p = subprocess.run(["bash", "ci/iso_equiv.sh"], capture_output=True, text=True, timeout=3000, cwd=REPO)
     assert p.stdout.rstrip().splitlines()[-1] == "ISO_EQUIV_OK", p.stdout[-5000:] + p.stderr[-2000:]
+
+
+def test_parallel_run_writes_the_matrix_as_json(tmp_path):
+    import json
+    out = tmp_path / "m.json"
+    p = iso_equiv("--backends", *MACHINES, "--suites", "compliance", "--match", "comparisons/",
+                  "--jobs", "2", "--json", str(out))
+    assert p.returncode == 0, p.stdout[-3000:]
+    doc = json.loads(out.read_text())
+    rows = doc["rows"]
+    assert doc["ok"] and doc["backends"] == MACHINES and doc["jobs"] == 2
+    assert len(rows) == 16   # in suite order, whatever order the workers finished in
+    assert [r["program"] for r in rows][:2] == ["compliance/comparisons/eq-boundaries", "compliance/comparisons/ne-boundaries"]
+    assert all(set(r["cells"].values()) == {"match"} and r["tokens"] > 0 for r in rows)
+    digests = {n: {r["results"][n]["digest"] for r in rows} for n in MACHINES if n != "wasmtime"}
+    assert len({frozenset(d) for d in digests.values()}) == 1   # same traces on every machine
+
+
+def test_a_token_limit_is_incomplete_never_ok(tmp_path):
+    p = iso_equiv("--backends", *MACHINES, "--suites", "compliance", "--match", "comparisons/",
+                  "--max-tokens", "30000")
+    assert p.returncode == 3, p.stdout[-3000:]
+    lines = p.stdout.rstrip().splitlines()
+    assert lines[-1] == "ISO_EQUIV_INCOMPLETE"
+    assert any("not compared:" in ln and "> --max-tokens 30000" in ln for ln in lines)
+    assert " 0 failing, " in p.stdout and " 0 skipped" not in p.stdout

@@ -73,6 +73,25 @@ def test_torch_trace_identical(torch_backend, name):
     _check(torch_backend, load_program(str(PROG_DIR / f"{name}.prog")))
 
 
+def test_torch_speculative_decoding_is_greedy_whatever_the_draft(built):
+    """The torch backend checks a draft a chunk at a time; the tokens must be
+    the model's own greedy choices for any draft: right, wrong from some
+    token on, too short, or empty."""
+    from transformer.backends import generate
+    from transformer.model import load_model
+    model = load_model(str(built))
+    prog = load_program(str(PROG_DIR / "calls.prog"))
+    ref = run_reference(prog, trace="text", max_steps=BUDGET)
+    toks = ref.trace.partition("\n")[2].split()
+    wrong = toks[:300] + ["halt"] + toks[301:]
+    for draft, most in [(toks, len(toks)), (wrong, 300), (toks[:50], 50), ([], 0)]:
+        session = model.session(draft)
+        res = generate(session, Case("t", prog), max_steps=BUDGET, trace="text", backend="transformer-torch")
+        _same(res, ref)
+        assert session.accepted <= most
+        assert session.accepted >= most - most // 8   # the draft was used while it was right
+
+
 @pytest.mark.parametrize("budget", [0, 1, 7, 40])
 def test_budget_exhausted(graph_backend, budget):
     res = _check(graph_backend, load_program(str(PROG_DIR / "calls.prog")), budget)

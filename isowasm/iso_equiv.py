@@ -1,7 +1,8 @@
 """Equivalence of every implementation on every program we have: the example
 programs (sudoku included), the compliance suite and a fixed-seed batch of
 generated programs. Prints a program × implementation matrix ("match" or the
-first divergence) and a last line ISO_EQUIV_OK or ISO_EQUIV_FAIL.
+first divergence) and a last line ISO_EQUIV_OK, ISO_EQUIV_FAIL, or
+ISO_EQUIV_INCOMPLETE (exit 3) when --max-tokens left programs out.
 
     python -m isowasm.iso_equiv [--backends reference rust ocaml wasmtime] [--suites ...]
 
@@ -11,9 +12,11 @@ ci/iso_equiv.sh builds every port from scratch and then runs this.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
+from isowasm.atomic import atomic_write_json
 from isowasm.backends import available_backends, get_backend, required_backends
 from isowasm.runner import compare_case
 from spec.errors import IsowasmError
@@ -59,6 +62,40 @@ def cell(cmp, name: str) -> str:
     return "FAIL"
 
 
+_BACKENDS: list = []   # this process's backends (set before a worker pool forks)
+_ITEMS: list = []      # (program name, case builder, budget, trace mode)
+_LIMIT = {"max_tokens": None}
+
+
+def _compare(i: int) -> dict:
+    """One program on every backend: its matrix cells and what the JSON keeps."""
+    pname, build, budget, mode = _ITEMS[i]
+    t0 = time.perf_counter()
+    try:
+        case = build()
+    except IsowasmError as e:
+        return {"program": pname, "error": f"build error: {e}", "seconds": 0.0}
+    if _LIMIT["max_tokens"]:
+        from spec.reference import run_reference
+
+        n = run_reference(case.program, max_steps=budget).tokens
+        if n > _LIMIT["max_tokens"]:
+            return {"program": pname, "tokens": n, "seconds": round(time.perf_counter() - t0, 3),
+                    "skipped": f"not compared: {n} tokens > --max-tokens {_LIMIT['max_tokens']}"}
+    cmp = compare_case(case, _BACKENDS, max_steps=budget, trace=mode)
+    ref = next(iter(cmp.results.values()), None)
+    return {
+        "program": pname,
+        "cells": {b.name: cell(cmp, b.name) for b in _BACKENDS},
+        "ok": cmp.ok,
+        "report": None if cmp.ok else cmp.report(),
+        "tokens": ref.tokens if ref else None,
+        "results": {n: {"status": r.status, "trap": r.trap, "tokens": r.tokens, "digest": r.digest,
+                        "seconds": round(r.seconds, 3)} for n, r in cmp.results.items()},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="equivalence matrix of all implementations")
     ap.add_argument("--backends", nargs="*")
@@ -66,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=40, help="generated programs")
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--match", nargs="*", help="only programs whose name contains one of these")
+    ap.add_argument("--jobs", type=int, default=1, help="programs compared in parallel (processes)")
+    ap.add_argument("--max-tokens", type=int, metavar="N",
+                    help="skip programs whose reference trace is longer (reported, never a pass)")
+    ap.add_argument("--json", metavar="OUT", help="also write the matrix, with tokens and times, as JSON")
     args = ap.parse_args(argv)
     try:
         if args.backends:
@@ -76,40 +117,67 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 raise IsowasmError(f"required backends unavailable: {', '.join(missing)}")
             backends = [b for b in avail.values() if not isinstance(b, str) and not b.heavy]
+        if args.jobs < 1:
+            raise IsowasmError(f"--jobs {args.jobs}: must be at least 1")
     except IsowasmError as e:
         print(f"error: {e}")
         print("ISO_EQUIV_FAIL")
         return 2
+    _BACKENDS[:] = backends
+    _LIMIT["max_tokens"] = args.max_tokens
+    _ITEMS[:] = [it for suite in args.suites for it in _cases(suite, args.count, args.seed)
+                 if not args.match or any(m in it[0] for m in args.match)]
     names = [b.name for b in backends]
     width = max(18, *(len(n) + 2 for n in names))
     print(f"{'program':<48}" + "".join(f"{n:>{width}}" for n in names))
-    failures = []
-    total = 0
     t0 = time.perf_counter()
-    for suite in args.suites:
-        for pname, build, budget, mode in _cases(suite, args.count, args.seed):
-            if args.match and not any(m in pname for m in args.match):
-                continue
-            total += 1
-            try:
-                case = build()
-            except IsowasmError as e:
-                print(f"{pname:<48}  build error: {e}")
-                failures.append((pname, str(e)))
-                continue
-            cmp = compare_case(case, backends, max_steps=budget, trace=mode)
-            print(f"{pname:<48}" + "".join(f"{cell(cmp, n):>{width}}" for n in names), flush=True)
-            if not cmp.ok:
-                failures.append((pname, cmp.report()))
+    rows = []
+
+    def show(row):
+        rows.append(row)
+        if "error" in row or "skipped" in row:
+            print(f"{row['program']:<48}  {row.get('error') or row['skipped']}", flush=True)
+        else:
+            print(f"{row['program']:<48}" + "".join(f"{row['cells'][n]:>{width}}" for n in names), flush=True)
+
+    if args.jobs == 1 or len(_ITEMS) <= 1:
+        for i in range(len(_ITEMS)):
+            show(_compare(i))
+    else:
+        import multiprocessing as mp
+
+        # fork: the workers inherit the backends and the case builders
+        with mp.get_context("fork").Pool(args.jobs) as pool:
+            for row in pool.imap_unordered(_compare, range(len(_ITEMS))):
+                show(row)
+    order = {it[0]: k for k, it in enumerate(_ITEMS)}
+    rows.sort(key=lambda r: order[r["program"]])
+    skipped = [r for r in rows if "skipped" in r]
+    failures = [(r["program"], r.get("error") or r["report"]) for r in rows
+                if "error" in r or ("skipped" not in r and not r["ok"])]
     for pname, rep in failures:
         print(f"\n== {pname}\n{rep}")
+    total = len(rows)
+    elapsed = time.perf_counter() - t0
     print(f"\n{total} programs, {len(names)} implementations, {len(failures)} failing, "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"{len(skipped)} skipped, {elapsed:.1f} s")
     if total == 0:
         print("no programs selected")
         failures.append(("<none>", "nothing was compared"))
-    print("ISO_EQUIV_FAIL" if failures else "ISO_EQUIV_OK")
-    return 1 if failures else 0
+    if args.json:
+        atomic_write_json(args.json, {
+            "kind": "iso_equiv", "time": time.time(), "cpus": os.cpu_count(), "jobs": args.jobs,
+            "backends": names, "suites": args.suites, "match": args.match, "seconds": round(elapsed, 1),
+            "max_tokens": args.max_tokens, "ok": not failures and not skipped, "rows": rows})
+    if failures:
+        print("ISO_EQUIV_FAIL")
+        return 1
+    if skipped:
+        # agreement on what was compared, but not on everything asked for
+        print("ISO_EQUIV_INCOMPLETE")
+        return 3
+    print("ISO_EQUIV_OK")
+    return 0
 
 
 if __name__ == "__main__":

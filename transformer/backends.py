@@ -61,12 +61,25 @@ class GraphModel:
     """Next-token interface over the exact evaluator."""
 
     def __init__(self):
+        import numpy as np
+
         from transformer.graph import Evaluator
         from transformer.machine import readout
         m = machine()
         self.m = m
         self.ev = Evaluator(m.g)
-        self.rows = [([(n.id, c) for n, c in terms], const) for terms, const in readout(m)]
+        rows = [([(n.id, c) for n, c in terms], const) for terms, const in readout(m)]
+        self.rows = rows
+        # the readout as an integer matrix over the nodes it reads: exact in
+        # int64 while those values are integers of modest size (checked per
+        # token; otherwise the rows are summed in Python)
+        self.cols = sorted({j for terms, _ in rows for j, _ in terms})
+        at = {j: k for k, j in enumerate(self.cols)}
+        self.W = np.zeros((len(rows), len(self.cols)), dtype=np.int64)
+        for i, (terms, _) in enumerate(rows):
+            for j, c in terms:
+                self.W[i, at[j]] = c
+        self.b = np.array([const for _, const in rows], dtype=np.int64)
         self.pc_id = m.diag["pc_raw"].id
 
     def feed_prompt(self, toks):
@@ -78,6 +91,9 @@ class GraphModel:
 
     def next_token(self) -> str:
         v = self.ev.vals
+        x = [v[j] for j in self.cols]
+        if all(type(a) is int and -(1 << 24) < a < (1 << 24) for a in x):
+            return vocab.TOKENS[int((self.W @ x + self.b).argmax())]   # first maximum, as below
         best, bi = None, -1
         for i, (terms, const) in enumerate(self.rows):
             s = const
@@ -160,20 +176,43 @@ class GraphBackend(Backend):
 
 
 class TorchBackend(Backend):
-    """The built weights (transformer/build/) in a standard PyTorch module."""
+    """The built weights (transformer/build/) in a standard PyTorch module.
+
+    Decoding is speculative when the fast engine (backend ``transformer``)
+    is installed: the engine's trace is the draft that the torch model checks
+    a chunk at a time (`transformer.model.Session`). The tokens are still the
+    torch model's own greedy choices; the draft saves the one-token-per-pass
+    overhead, not the O(n) attention per token. ``draft=False`` decodes
+    token by token."""
 
     name = "transformer-torch"
     heavy = True
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, draft: bool = True):
         try:
             import torch  # noqa: F401
             import safetensors  # noqa: F401
         except ImportError as e:
             raise BackendUnavailable(f"transformer-torch needs torch and safetensors: {e}") from None
         from transformer.model import load_model
+        self.path = path
         self.model = load_model(path)
+        self.drafter = None
+        if draft:
+            try:
+                from transformer.engine_backend import EngineBackend
+                self.drafter = EngineBackend(path)
+            except BackendUnavailable:
+                pass   # no engine: token-by-token decoding
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
-        return generate(self.model.session(), case, max_steps=max_steps, trace=trace, progress=progress,
-                        backend=self.name)
+        draft = None
+        if self.drafter is not None:
+            text = self.drafter.run(case, max_steps=max_steps, trace="text").trace
+            draft = text.partition("\n")[2].split()
+        session = self.model.session(draft)
+        res = generate(session, case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
+        if draft is not None:
+            res.extra["draft_tokens"] = len(draft)
+            res.extra["draft_accepted"] = session.accepted
+        return res

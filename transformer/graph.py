@@ -130,6 +130,16 @@ def posfeat(kind: str, k: int, pos: int) -> int:
     raise ValueError(kind)
 
 
+# posfeat as source text for the generated evaluator (same formulas)
+_POSFEAT_SRC = {
+    "pos": "pos + {k}",
+    "sq": "pos * pos",
+    "lo": "(pos - {k}) & 255 if pos >= {k} else 0",
+    "hi": "(pos - {k}) >> 8 if pos >= {k} else 0",
+    "byte": "(pos >> (8 * {k})) & 255",
+}
+
+
 class Head:
     def __init__(self, name, mode, values, write=None, keys=(), queries=(), key_vec=(), query_vec=()):
         self.name = name
@@ -329,103 +339,152 @@ class Graph:
 
 
 def _num(x):
-    if isinstance(x, Fraction) and x.denominator == 1:
+    if type(x) is Fraction and x.denominator == 1:
         return x.numerator
     return x
 
 
 class Evaluator:
     """Exact, incremental evaluation of a graph: feed tokens one at a time;
-    `vals` then holds every node's value at the last position."""
+    `vals` then holds every node's value at the last position.
+
+    The graph is translated once into the source of one Python function
+    (one local variable per node, neurons and lookups written out in node
+    order) so that a token costs straight-line integer arithmetic rather
+    than an interpreter walk over the node list; the semantics are those of
+    the module docstring, stated once in `_emit_*` below. Values are Python
+    integers, and Fractions only where a coefficient or an average makes
+    them so (`_frac`), so the arithmetic stays exact.
+    """
 
     def __init__(self, g: Graph):
         self.g = g
         self.pos = -1
-        self.vals: list = [0] * len(g.nodes)
-        self._tokcache: dict[str, list] = {}
+        self.vals: tuple = (0,) * len(g.nodes)
+        self._tokcache: dict[str, tuple] = {}
         self._tok = [n for n in g.nodes if n.kind == "tok"]
-        self._pos = [(n.id, n.data) for n in g.nodes if n.kind == "pos"]
-        prog = []
-        seen = set()
-        for n in g.nodes:
-            if n.kind == "ffn":
-                prog.append(("ffn", n.id, [(c, u.compile(), v.compile()) for c, u, v in n.data]))
-            elif n.kind == "attn":
-                h = n.data[0]
-                if id(h) not in seen:
-                    seen.add(id(h))
-                    prog.append(("head", h, self._compile_head(h)))
-        self._prog = prog
+        self.source = self._generate()
+        ns: dict = {"Fraction": Fraction, "_num": _num}
+        ns.update(self._consts)
+        exec(compile(self.source, "<transformer.graph evaluator>", "exec"), ns)
+        self._step = ns["step"]
 
-    def _compile_head(self, h: Head):
-        st = {"mode": h.mode, "outs": [o.id for o in h.outs],
-              "values": [v.compile() for v in h.values]}
+    # ---- code generation ----------------------------------------------------
+    def _const(self, c) -> str:
+        if isinstance(c, Fraction) and c.denominator != 1:
+            name = f"K{len(self._consts)}"
+            self._consts[name] = c
+            return name
+        return repr(int(c))
+
+    def _expr(self, lin: Lin) -> str:
+        """Source of an affine combination; `one` is the constant 1."""
+        terms, const = lin.compile()
+        parts = []
+        for i, c in terms:
+            if i == self.g.one.id:
+                const = const + c
+                continue
+            v = f"v{i}"
+            parts.append(v if c == 1 else f"-{v}" if c == -1 else f"{self._const(c)}*{v}")
+        if const or not parts:
+            parts.append(self._const(const))
+        return " + ".join(parts).replace("+ -", "- ")
+
+    def _is_frac(self, lin: Lin) -> bool:
+        return (isinstance(lin.const, Fraction) and lin.const.denominator != 1) or any(
+            n.id in self._frac or (isinstance(c, Fraction) and c.denominator != 1) for n, c in lin.terms.items())
+
+    def _exact(self, lin: Lin) -> str:
+        """Source of an affine combination, normalised when it may be a Fraction."""
+        return f"_num({self._expr(lin)})" if self._is_frac(lin) else self._expr(lin)
+
+    def _emit_ffn(self, out, n: Node):
+        """sum of coef * relu(u) * v over the node's neurons."""
+        out.append(f"    s = 0")
+        frac = False
+        for c, u, v in n.data:
+            out.append(f"    u = {self._expr(u)}")
+            vv = self._expr(v)
+            prod = "u" if vv == "1" else f"u * ({vv})"
+            out.append(f"    if u > 0: s += {self._const(c)} * {prod}")
+            frac |= self._is_frac(u) or self._is_frac(v) or (isinstance(c, Fraction) and c.denominator != 1)
+        if frac:
+            self._frac.add(n.id)
+            out.append("    s = _num(s)")
+        out.append(f"    v{n.id} = s")
+
+    def _emit_head(self, out, h: Head):
+        k = len(self._heads)
+        self._heads.append(h)
+        outs = ", ".join(f"v{o.id}" for o in h.outs) + ","
+        vals = [self._expr(v) for v in h.values]
         if h.mode == "avg":
-            st["sum"] = [0] * len(h.values)
+            # running sums over positions 0..pos, divided by the count
+            for j, v in enumerate(vals):
+                out.append(f"    A{k}[{j}] += {v}")
+            out.append(f"    {outs} = [_num(Fraction(a, pos + 1)) for a in A{k}]")
+            self._frac.update(o.id for o in h.outs)
+            return
+        keys = "".join(self._exact(q) + ", " for q in h.keys)
+        queries = "".join(self._exact(q) + ", " for q in h.queries)
+        vnum = "".join(self._exact(v) + ", " for v in h.values)
+        name = h.name
+        # position 0 (the `{` token) is every lookup's default: a query that
+        # matches no write reads its values
+        out.append(f"    if pos == 0: D{k}[:] = ({vnum})")
+        bad = " or ".join(f"type(k{j}) is not int or k{j} < 0" for j in range(len(h.keys)))
+        names = "".join(f"k{j}, " for j in range(len(h.keys)))
+        store = [f"key = {names + ' = ' if names else ''}({keys})"]
+        if bad:
+            store.append(f"if {bad}: raise AssertionError(f'{name}: write key {{key}} at pos {{pos}}')")
+        store.append(f"S{k}[key] = ({vnum})")
+        w = self._expr(h.write)
+        if w == "1":
+            out += [f"    {line}" for line in store]
         else:
-            st["write"] = h.write.compile()
-            st["keys"] = [k.compile() for k in h.keys]
-            st["queries"] = [q.compile() for q in h.queries]
-            st["store"] = {}
-        return st
+            out.append(f"    w = {w}")
+            out.append("    if w == 1:")
+            out += [f"        {line}" for line in store]
+            out.append("    elif w != 0:")
+            out.append(f"        raise AssertionError(f'{name}: write flag {{w}} at pos {{pos}}')")
+        out.append(f"    {outs} = S{k}.get(({queries}), D{k})")
+        if any(self._is_frac(v) for v in h.values):
+            self._frac.update(o.id for o in h.outs)
 
-    @staticmethod
-    def _lin(c, vals):
-        terms, const = c
-        s = const
-        for i, k in terms:
-            s += k * vals[i]
-        return s
+    def _generate(self) -> str:
+        self._consts: dict = {}
+        self._frac: set[int] = set()
+        self._heads: list[Head] = []
+        body: list[str] = []
+        tok = ", ".join(f"v{n.id}" for n in self._tok) + ","
+        body.append(f"    {tok} = tv")
+        for n in self.g.nodes:
+            if n.kind == "pos":
+                body.append(f"    v{n.id} = {_POSFEAT_SRC[n.data[0]].format(k=n.data[1])}")
+            elif n.kind == "ffn":
+                self._emit_ffn(body, n)
+            elif n.kind == "attn" and n.data[1] == 0:
+                self._emit_head(body, n.data[0])
+        body.append("    return (" + ", ".join(f"v{n.id}" for n in self.g.nodes) + ",)")
+        state = []
+        for k, h in enumerate(self._heads):
+            if h.mode == "avg":
+                self._consts[f"A{k}"] = [0] * len(h.values)
+                state.append(f"A{k}=A{k}")
+            else:
+                self._consts[f"S{k}"] = {}
+                self._consts[f"D{k}"] = [0] * len(h.values)
+                state.append(f"S{k}=S{k}, D{k}=D{k}")
+        self._consts["posfeat"] = posfeat
+        head = f"def step(pos, tv, posfeat=posfeat, {', '.join(state)}):"
+        return "\n".join([head] + body) + "\n"
 
-    def feed(self, token: str) -> list:
+    # ---- running ------------------------------------------------------------
+    def feed(self, token: str) -> tuple:
         self.pos += 1
-        pos = self.pos
-        vals = self.vals
         tv = self._tokcache.get(token)
         if tv is None:
-            tv = [(n.id, n.data(token)) for n in self._tok]
-            self._tokcache[token] = tv
-        for i, v in tv:
-            vals[i] = v
-        for i, (kind, k) in self._pos:
-            vals[i] = posfeat(kind, k, pos)
-        lin = self._lin
-        for item in self._prog:
-            if item[0] == "ffn":
-                s = 0
-                for c, u, v in item[2]:
-                    uu = lin(u, vals)
-                    if uu > 0:
-                        s += c * uu * lin(v, vals)
-                vals[item[1]] = _num(s)
-            else:
-                st = item[2]
-                if st["mode"] == "avg":
-                    sm = st["sum"]
-                    for j, v in enumerate(st["values"]):
-                        sm[j] += lin(v, vals)
-                    for o, s in zip(st["outs"], sm):
-                        vals[o] = _num(Fraction(s, pos + 1)) if isinstance(s, int) else _num(s / (pos + 1))
-                    continue
-                w = lin(st["write"], vals)
-                if pos == 0:
-                    # position 0 (the `{` token) is every lookup's default:
-                    # a query that matches no write reads its values
-                    st["default"] = [_num(lin(v, vals)) for v in st["values"]]
-                if w == 1:
-                    key = tuple(_num(lin(k, vals)) for k in st["keys"])
-                    for a in key:
-                        if not isinstance(a, int) or a < 0:
-                            raise AssertionError(f"{item[1].name}: write key {key} at pos {pos}")
-                    st["store"][key] = [lin(v, vals) for v in st["values"]]
-                elif w != 0:
-                    raise AssertionError(f"{item[1].name}: write flag {w} at pos {pos}")
-                q = tuple(_num(lin(k, vals)) for k in st["queries"])
-                got = st["store"].get(q)
-                if got is None:
-                    for o, v in zip(st["outs"], st["default"]):
-                        vals[o] = v
-                else:
-                    for o, v in zip(st["outs"], got):
-                        vals[o] = _num(v)
-        return vals
+            tv = self._tokcache[token] = tuple(n.data(token) for n in self._tok)
+        self.vals = self._step(self.pos, tv)
+        return self.vals

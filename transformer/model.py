@@ -9,6 +9,7 @@ Greedy decoding keeps a KV cache per layer.
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -52,17 +53,24 @@ class AnalyticTransformer(torch.nn.Module):
         f64 = torch.float64
         self.embed = torch.nn.Embedding.from_pretrained(tensors["embed"].to(f64), freeze=True)
         self.register_buffer("unembed", tensors["unembed"].to(f64))
+        self.heads: list[int] = []   # heads computed per layer
         # per layer: the heads' projections fused into one matrix (d, H*(2dk+dv)),
         # the output projection (H*dv, d), and the FFN's two input matrices (d, 2F)
         for l in range(self.L):
             t = {k: tensors[f"layers.{l}.{k}"].to(f64) for k in
                  ("attn.wq", "attn.wk", "attn.wv", "attn.wo", "ffn.wu", "ffn.wv", "ffn.wo")}
-            H, d = self.H, self.d
-            wq = t["attn.wq"].permute(1, 0, 2).reshape(d, H * self.dk)
-            wk = t["attn.wk"].permute(1, 0, 2).reshape(d, H * self.dk)
-            wv = t["attn.wv"].permute(1, 0, 2).reshape(d, H * self.dv)
+            d = self.d
+            # Heads whose value or output projection is all zero add exactly
+            # 0.0 to the residual stream (layers with fewer heads than n_heads
+            # are padded with them): they are left out of the computation.
+            live = [h for h in range(self.H) if t["attn.wv"][h].any() and t["attn.wo"][h].any()]
+            self.heads.append(len(live))
+            H = len(live)
+            wq = t["attn.wq"][live].permute(1, 0, 2).reshape(d, H * self.dk)
+            wk = t["attn.wk"][live].permute(1, 0, 2).reshape(d, H * self.dk)
+            wv = t["attn.wv"][live].permute(1, 0, 2).reshape(d, H * self.dv)
             self.register_buffer(f"w_in{l}", torch.cat([wq, wk, wv], dim=1).contiguous())
-            self.register_buffer(f"w_o{l}", t["attn.wo"].reshape(H * self.dv, d).contiguous())
+            self.register_buffer(f"w_o{l}", t["attn.wo"][live].reshape(H * self.dv, d).contiguous())
             self.register_buffer(f"w_ff{l}", torch.cat([t["ffn.wu"], t["ffn.wv"]], dim=1).contiguous())
             self.register_buffer(f"w_fo{l}", t["ffn.wo"].contiguous())
         self.F = cfg["d_ffn"]
@@ -73,7 +81,7 @@ class AnalyticTransformer(torch.nn.Module):
         [K (H, cap, dk), V (H, cap, dv)] holding positions 0..start-1; it is
         extended (and grown) here. Returns (logits (n, V), residual (n, d), cache)."""
         n = ids.shape[0]
-        H, dk, dv = self.H, self.dk, self.dv
+        dk, dv = self.dk, self.dv
         total = start + n
         if cache is None:
             cache = [None] * self.L
@@ -83,6 +91,7 @@ class AnalyticTransformer(torch.nn.Module):
         if n > 1:
             mask = (torch.arange(total)[None, :] > pos[:, None])[None]  # key after query
         for l in range(self.L):
+            H = self.heads[l]
             c = cache[l]
             if c is None or c[0].shape[1] < total:
                 cap = max(1024, 2 * total)
@@ -106,27 +115,50 @@ class AnalyticTransformer(torch.nn.Module):
             x = x + (torch.relu(uv[:, :self.F]) * uv[:, self.F:]) @ getattr(self, f"w_fo{l}")
         return x @ self.unembed, x, cache
 
-    def session(self) -> "Session":
-        return Session(self)
+    def session(self, draft: list[str] | None = None) -> "Session":
+        return Session(self, draft)
 
 
 class Session:
-    """Greedy decoding state (next-token interface used by the backends)."""
+    """Greedy decoding state (the next-token interface used by the backends).
 
-    def __init__(self, model: AnalyticTransformer):
+    With a `draft` (the token sequence some other decoder expects to follow
+    the prompt), decoding is *speculative*: the next tokens of the draft are
+    run through the model as one chunk, and a chunk position's logits are
+    used only when every token before it is the one greedy decoding chose.
+    The causal mask makes those logits the model's own on the committed
+    prefix, so the tokens generated are the greedy decode of this model
+    whatever the draft says; a draft that departs from them only stops the
+    speculation (the rest is decoded a token at a time)."""
+
+    def __init__(self, model: AnalyticTransformer, draft: list[str] | None = None):
         self.m = model
         self.cache = None
-        self.n = 0
+        self.n = 0                   # committed positions (the cache may hold more, fed ahead)
         self.logits = None
         self.resid = None
         self.pc_dim = model.cfg["diag_dims"]["pc_raw"]
+        self.draft = [vocab.INDEX[t] for t in draft] if draft is not None else None
+        self.generated = 0           # tokens fed after the prompt
+        self.ahead: deque = deque()  # (token id, logits, residual) of positions fed ahead
+        self.accepted = 0            # draft tokens taken without a forward pass of their own
 
-    def _run(self, ids):
+    def _forward(self, ids):
         t = torch.tensor(ids, dtype=torch.int64)
         logits, x, self.cache = self.m(t, self.n, self.cache)
+        return logits, x
+
+    def _run(self, ids):
+        logits, x = self._forward(ids)
         self.n += len(ids)
         self.logits = logits[-1]
         self.resid = x[-1]
+
+    def _chunk(self) -> int:
+        """Draft tokens per forward pass: bounded so that one layer's scores
+        (heads x chunk x positions, float64) stay near 256 MiB."""
+        per_query = max(self.m.heads) * (self.n + 1)
+        return max(1, min(1024, (1 << 25) // per_query))
 
     def feed_prompt(self, toks):
         ids = [vocab.INDEX[t] for t in toks]
@@ -134,7 +166,27 @@ class Session:
             self._run(ids[i:i + PREFILL_CHUNK])
 
     def feed(self, tok):
-        self._run([vocab.INDEX[tok]])
+        tid = vocab.INDEX[tok]
+        g = self.generated
+        self.generated += 1
+        if self.ahead and self.ahead[0][0] == tid:
+            _, self.logits, self.resid = self.ahead.popleft()
+            self.n += 1
+            self.accepted += 1
+            return
+        if self.ahead or (self.draft is not None and (g >= len(self.draft) or self.draft[g] != tid)):
+            # greedy decoding left the draft: positions fed ahead are stale
+            # (the next forward pass overwrites them) and speculation ends
+            self.ahead.clear()
+            self.draft = None
+        if self.draft is None:
+            self._run([tid])
+            return
+        ids = self.draft[g:g + self._chunk()]
+        logits, x = self._forward(ids)
+        self.ahead.extend(zip(ids[1:], logits[1:], x[1:]))
+        self.n += 1
+        self.logits, self.resid = logits[0], x[0]
 
     def next_token(self) -> str:
         return vocab.TOKENS[int(torch.argmax(self.logits))]
