@@ -91,12 +91,13 @@ def long_child() -> None:
     from isowasm.toolchain import compile_source
     from spec.program import format_program
     from transformer import vocab
-    from transformer.engine_backend import _flags, load_engine
+    from transformer.backends import token_flags
+    from transformer.engine_backend import load_engine
     _, prog = compile_source(LONG_C, "c", "long")
     eng, _ = load_engine()
     s = eng.session()
     s.feed([vocab.INDEX[t] for t in format_program(prog).split()])
-    flags = _flags()
+    flags = token_flags()
     marks = [(0, 0.0)]
     n = 0
     t0 = time.perf_counter()

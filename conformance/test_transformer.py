@@ -77,16 +77,17 @@ def test_torch_speculative_decoding_is_greedy_whatever_the_draft(built):
     """The torch backend checks a draft a chunk at a time; the tokens must be
     the model's own greedy choices for any draft: right, wrong from some
     token on, too short, or empty."""
-    from transformer.backends import generate
+    from transformer.backends import decode, prompt_tokens
     from transformer.model import load_model
     model = load_model(str(built))
     prog = load_program(str(PROG_DIR / "calls.prog"))
     ref = run_reference(prog, trace="text", max_steps=BUDGET)
-    toks = ref.trace.partition("\n")[2].split()
-    wrong = toks[:300] + ["halt"] + toks[301:]
-    for draft, most in [(toks, len(toks)), (wrong, 300), (toks[:50], 50), ([], 0)]:
+    p = len(prompt_tokens(prog))
+    toks = prompt_tokens(prog) + ref.trace.partition("\n")[2].split()   # the draft covers the prompt too
+    wrong = toks[:p + 300] + ["halt"] + toks[p + 301:]
+    for draft, most in [(toks, len(toks) - p), (wrong, 300), (toks[:p + 50], 50), ([], 0)]:
         session = model.session(draft)
-        res = generate(session, Case("t", prog), max_steps=BUDGET, trace="text", backend="transformer-torch")
+        res = decode(session, Case("t", prog), max_steps=BUDGET, trace="text", backend="transformer-torch")
         _same(res, ref)
         assert session.accepted <= most
         assert session.accepted >= most - most // 8   # the draft was used while it was right

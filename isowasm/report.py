@@ -2,7 +2,8 @@
 
 Nothing in FINDINGS.md is written by hand: every figure comes from a JSON file
 that a measuring command wrote (`isowasm verify`, `ci/bench_ports.py`,
-`ci/bench_generator.py`, `isowasm fuzz`, `isowasm model info --json`), and
+`ci/bench_generator.py`, `isowasm fuzz`, `isowasm model info --json`,
+`python -m isowasm.iso_equiv --json`), and
 conformance/test_report.py checks that the committed FINDINGS.md is exactly
 what this module renders from the committed data.
 """
@@ -96,6 +97,8 @@ def render(results: Path = RESULTS) -> str:
         lines += _table(["quantity", "value"], [[k, v] for k, v in model["summary"].items()])
         lines.append("")
 
+    lines += _iso_section(results)
+
     engine = _load(results, "bench_engine.json")
     if engine:
         lines += _engine_section(engine)
@@ -105,6 +108,50 @@ def render(results: Path = RESULTS) -> str:
         lines += _fuzz_section(fuzz)
     lines += _plots_section(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _iso_section(results: Path) -> list[str]:
+    """Every recorded `iso_equiv --json` run (results/*.json of kind
+    iso_equiv): per backend, what was compared, what matched, and what was
+    left out by a token limit (never counted as a match)."""
+    runs = []
+    for p in sorted(results.glob("*.json")):
+        d = _load(results, p.name)
+        if isinstance(d, dict) and d.get("kind") == "iso_equiv":
+            runs.append((p.name, d))
+    if not runs:
+        return []
+    lines = ["## Equivalence runs over the suites", "",
+             "`python -m isowasm.iso_equiv --json`: each program on the named backends, traces compared "
+             "byte for byte with the reference (text, or SHA-256 digest for the examples). "
+             "\"not compared\" = left out by `--max-tokens` (the run then ends ISO_EQUIV_INCOMPLETE).", ""]
+    rows = []
+    for name, d in runs:
+        compared = [r for r in d["rows"] if "cells" in r]
+        left = [r for r in d["rows"] if "skipped" in r]
+        errors = [r for r in d["rows"] if "error" in r]
+        for b in d["backends"]:
+            if b == "reference":
+                continue
+            done = [r for r in compared if b in r["results"]]
+            ok = sum(1 for r in compared if r["cells"][b] == "match")
+            toks = sum(r["results"][b]["tokens"] or 0 for r in done)
+            secs = sum(r["results"][b]["seconds"] for r in done)
+            rows.append([f"`{name}`", b, " ".join(d["suites"]), len(d["rows"]), ok,
+                         len(compared) - ok + len(errors), len(left),
+                         _num(max((r["tokens"] or 0 for r in done), default=0)), _num(toks),
+                         _num(toks / secs) if secs else "-"])
+    lines += _table(["run", "backend", "suites", "programs", "match", "not matching", "not compared",
+                     "longest compared (tokens)", "tokens compared", "tokens/s"], rows)
+    for name, d in runs:
+        lines += ["", f"`{name}`: {_when(d)}, {d['cpus']} CPUs, {d['jobs']} jobs, {_num(d['seconds'])} s"
+                  + (f", --max-tokens {d['max_tokens']:,}" if d.get("max_tokens") else "")
+                  + f"; {'ISO_EQUIV_OK' if d['ok'] else 'not OK'}."]
+        for r in d["rows"]:
+            if "error" in r or ("cells" in r and not r["ok"]):
+                lines.append(f"- {r['program']}: {(r.get('error') or r['report']).splitlines()[-1]}")
+    lines.append("")
+    return lines
 
 
 def _engine_section(engine: dict) -> list[str]:

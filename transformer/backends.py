@@ -14,7 +14,6 @@ import time
 from isowasm.backends.base import Backend, BackendUnavailable, Case
 from spec.program import format_program, input_line
 from spec.result import BUDGET, HALTED, TRAPPED, RunResult
-from spec.trace import digest_text
 from transformer import vocab
 
 _MACHINE = None
@@ -57,8 +56,62 @@ def prompt_tokens(prog) -> list[str]:
     return format_program(prog).split()
 
 
-class GraphModel:
-    """Next-token interface over the exact evaluator."""
+# token flags, one byte per vocabulary entry (the engine takes the same bytes)
+STEP_END, HALT, TRAP, LINE_END = 1, 2, 4, 8
+CHECKPOINT_INTERVAL = 16384
+SLICE_TOKENS = 16384          # tokens per generate() call (progress granularity)
+_FLAGS: bytes | None = None
+
+
+def token_flags() -> bytes:
+    global _FLAGS
+    if _FLAGS is None:
+        _FLAGS = bytes((STEP_END if t in vocab.STEP_END else 0) | (HALT if t == "halt" else 0)
+                       | (TRAP if t.startswith("trap(") else 0) | (LINE_END if t in vocab.LINE_END else 0)
+                       for t in vocab.TOKENS)
+    return _FLAGS
+
+
+class Decoder:
+    """What `decode` needs of a model: the argmax after the last position
+    (`next_id`), feeding tokens (`feed_ids`), a residual value by diagnostic
+    name (`resid`), and `generate`, greedy decoding of a slice. This
+    token-at-a-time `generate` is the contract the Rust engine implements
+    natively (transformer/engine/src/engine.rs `generate`)."""
+
+    def next_id(self) -> int:
+        raise NotImplementedError
+
+    def feed_ids(self, ids) -> None:
+        raise NotImplementedError
+
+    def resid(self, name: str):
+        raise NotImplementedError
+
+    def generate(self, max_tokens: int, steps_left: int, flags: bytes, text: bool):
+        """Up to `max_tokens` tokens, stopping after a halt or trap token (not
+        fed) or once `steps_left` step-ending tokens are out. Returns (ids,
+        their trace text or None, stopped by halt/trap, steps)."""
+        ids: list[int] = []
+        steps = 0
+        stopped = False
+        while len(ids) < max_tokens and steps < steps_left:
+            t = self.next_id()
+            ids.append(t)
+            f = flags[t]
+            steps += f & STEP_END
+            if f & (HALT | TRAP):
+                stopped = True
+                break
+            self.feed_ids([t])
+        tx = None
+        if text:
+            tx = "".join(vocab.TOKENS[t] + ("\n" if flags[t] & LINE_END else " ") for t in ids)
+        return ids, tx, stopped, steps
+
+
+class GraphModel(Decoder):
+    """The exact evaluator as a decoder."""
 
     def __init__(self):
         import numpy as np
@@ -80,20 +133,16 @@ class GraphModel:
             for j, c in terms:
                 self.W[i, at[j]] = c
         self.b = np.array([const for _, const in rows], dtype=np.int64)
-        self.pc_id = m.diag["pc_raw"].id
 
-    def feed_prompt(self, toks):
-        for t in toks:
-            self.ev.feed(t)
+    def feed_ids(self, ids):
+        for t in ids:
+            self.ev.feed(vocab.TOKENS[t])
 
-    def feed(self, tok):
-        self.ev.feed(tok)
-
-    def next_token(self) -> str:
+    def next_id(self) -> int:
         v = self.ev.vals
         x = [v[j] for j in self.cols]
         if all(type(a) is int and -(1 << 24) < a < (1 << 24) for a in x):
-            return vocab.TOKENS[int((self.W @ x + self.b).argmax())]   # first maximum, as below
+            return int((self.W @ x + self.b).argmax())   # the first maximum, as below
         best, bi = None, -1
         for i, (terms, const) in enumerate(self.rows):
             s = const
@@ -101,67 +150,112 @@ class GraphModel:
                 s += c * v[j]
             if best is None or s > best:
                 best, bi = s, i
-        return vocab.TOKENS[bi]
+        return bi
 
-    def pc(self):
-        return int(self.ev.vals[self.pc_id])
-
-    def diag(self, name):
+    def resid(self, name):
         return self.ev.vals[self.m.diag[name].id]
 
 
-def generate(model, case: Case, *, max_steps: int, trace: str, progress=None, backend: str) -> RunResult:
+def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=None, backend: str) -> RunResult:
+    """Greedy decoding from the program file as the prompt, with the
+    machine's stopping rules (halt, trap, step budget): the one decoding loop
+    of every transformer backend."""
+    import hashlib
+
+    import numpy as np
+    flags = token_flags()
     t0 = time.perf_counter()
     prog = case.program
     data = prog.input
     has_ib, steps = start(prog, max_steps)
-    model.feed_prompt(prompt_tokens(prog))
+    prompt = prompt_tokens(prog)
+    model.feed_ids([vocab.INDEX[t] for t in prompt])
     t1 = time.perf_counter()
-    emitted: list[str] = []
-    out = bytearray()
-    status, trap, trap_pc = None, None, None
-    out0 = vocab.INDEX["out(00)"]
-    first = True
-    while steps < max_steps or (first and steps == 1 and has_ib):
-        t = model.next_token()
-        if first and has_ib and t.startswith("trap(") and model.diag("input_trap") > 0.5:
-            # input_base itself trapped (its copy overflows memory): step 1, pc 0
-            emitted.append(t)
-            status, trap, trap_pc = TRAPPED, t[5:-1], 0
-            break
-        first = False
-        if steps >= max_steps:
-            break
-        emitted.append(t)
-        if t in vocab.STEP_END:
-            steps += 1
-            if t.startswith("out("):
-                out.append(vocab.INDEX[t] - out0)
-        if t == "halt":
-            status = HALTED
-            break
-        if t.startswith("trap("):
-            status, trap = TRAPPED, t[5:-1]
-            trap_pc = model.pc()
-            break
-        model.feed(t)
-        if progress and t in vocab.STEP_END and steps % 4096 == 0:
-            progress(steps, len(data) + 2 + len(emitted))
-    res = RunResult(backend=backend, status=status or BUDGET, output=bytes(out), trap=trap, trap_pc=trap_pc,
-                    steps=steps, tokens=len(data) + 2 + len(emitted))
-    if trace != "none":
-        parts = [input_line(data)]
-        for t in emitted:
-            parts.append(t + ("\n" if t in vocab.LINE_END else " "))
-        text = "".join(parts)
-        res.digest = digest_text(text)
+    want_text = trace != "none"
+    h = hashlib.sha256()
+    parts: list[str] = []
+    checkpoints: list[tuple[int, str]] = []
+
+    def write(text: str):
+        h.update(text.encode("ascii"))
         if trace == "text":
-            res.trace = text
+            parts.append(text)
+
+    if want_text:
+        write(input_line(data))
+    n_emitted = 0
+    out = bytearray()
+    out0 = vocab.INDEX["out(00)"]
+    status, trap, trap_pc = None, None, None
+
+    def pc() -> int:
+        return int(round(float(model.resid("pc_raw"))))
+
+    # The first token by hand: when the program opens with input_base, that
+    # step is already done (its tokens are the prompt's input section), and
+    # if its copy overflowed memory the model's first token is the trap of
+    # input_base itself, at pc 0 and not counted as a further step.
+    if steps < max_steps or (steps == 1 and has_ib):
+        tid = model.next_id()
+        t = vocab.TOKENS[tid]
+        if has_ib and t.startswith("trap(") and model.resid("input_trap") > 0.5:
+            n_emitted += 1
+            if want_text:
+                write(t + "\n")
+            status, trap, trap_pc = TRAPPED, t[5:-1], 0
+        elif steps < max_steps:
+            n_emitted += 1
+            if want_text:
+                write(t + ("\n" if flags[tid] & LINE_END else " "))
+            steps += flags[tid] & STEP_END
+            if t.startswith("out("):
+                out.append(tid - out0)
+            if t == "halt":
+                status = HALTED
+            elif t.startswith("trap("):
+                status, trap, trap_pc = TRAPPED, t[5:-1], pc()
+            else:
+                model.feed_ids([tid])
+    last_cp = 0
+    while status is None and steps < max_steps:
+        next_cp = (steps // CHECKPOINT_INTERVAL + 1) * CHECKPOINT_INTERVAL
+        ids, text, stopped, nsteps = model.generate(SLICE_TOKENS, min(max_steps, next_cp) - steps, flags, want_text)
+        ids = np.asarray(ids, dtype=np.int64)
+        n_emitted += len(ids)
+        steps += nsteps
+        if text:
+            write(text)
+        o = ids[(ids >= out0) & (ids < out0 + 256)]
+        if len(o):
+            out.extend((o - out0).astype(np.uint8).tobytes())
+        if stopped:
+            t = vocab.TOKENS[int(ids[-1])]
+            if t == "halt":
+                status = HALTED
+            else:
+                status, trap, trap_pc = TRAPPED, t[5:-1], pc()
+            break
+        if want_text and steps % CHECKPOINT_INTERVAL == 0 and steps != last_cp:
+            checkpoints.append((steps, h.copy().hexdigest()))
+            last_cp = steps
+        if progress:
+            progress(steps, len(data) + 2 + n_emitted)
+    tokens = len(data) + 2 + n_emitted
+    if progress:
+        progress(steps, tokens)
+    res = RunResult(backend=backend, status=status or BUDGET, output=bytes(out), trap=trap, trap_pc=trap_pc,
+                    steps=steps, tokens=tokens)
+    if want_text:
+        res.digest = h.hexdigest()
+        res.checkpoints = checkpoints
+        if trace == "text":
+            res.trace = "".join(parts)
     t2 = time.perf_counter()
     res.seconds = t2 - t0
-    res.extra["prompt_tokens"] = len(prompt_tokens(prog))
+    res.extra["prompt_tokens"] = len(prompt)
     res.extra["prompt_seconds"] = t1 - t0
-    res.extra["tok_per_s"] = len(emitted) / (t2 - t1) if t2 > t1 else None  # generation only
+    res.extra["generated_tokens"] = n_emitted
+    res.extra["tok_per_s"] = n_emitted / (t2 - t1) if t2 > t1 else None  # generation only
     return res
 
 
@@ -172,7 +266,7 @@ class GraphBackend(Backend):
     heavy = True
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
-        return generate(GraphModel(), case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
+        return decode(GraphModel(), case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
 
 
 class TorchBackend(Backend):
@@ -209,9 +303,9 @@ class TorchBackend(Backend):
         draft = None
         if self.drafter is not None:
             text = self.drafter.run(case, max_steps=max_steps, trace="text").trace
-            draft = text.partition("\n")[2].split()
+            draft = prompt_tokens(case.program) + text.partition("\n")[2].split()
         session = self.model.session(draft)
-        res = generate(session, case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
+        res = decode(session, case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
         if draft is not None:
             res.extra["draft_tokens"] = len(draft)
             res.extra["draft_accepted"] = session.accepted

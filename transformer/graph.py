@@ -401,7 +401,7 @@ class Evaluator:
 
     def _emit_ffn(self, out, n: Node):
         """sum of coef * relu(u) * v over the node's neurons."""
-        out.append(f"    s = 0")
+        out.append("    s = 0")
         frac = False
         for c, u, v in n.data:
             out.append(f"    u = {self._expr(u)}")

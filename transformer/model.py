@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from transformer import vocab
+from transformer.backends import Decoder
 
 PREFILL_CHUNK = 256
 
@@ -119,16 +120,16 @@ class AnalyticTransformer(torch.nn.Module):
         return Session(self, draft)
 
 
-class Session:
-    """Greedy decoding state (the next-token interface used by the backends).
+class Session(Decoder):
+    """Greedy decoding state: the model as a `transformer.backends.Decoder`.
 
-    With a `draft` (the token sequence some other decoder expects to follow
-    the prompt), decoding is *speculative*: the next tokens of the draft are
-    run through the model as one chunk, and a chunk position's logits are
-    used only when every token before it is the one greedy decoding chose.
-    The causal mask makes those logits the model's own on the committed
-    prefix, so the tokens generated are the greedy decode of this model
-    whatever the draft says; a draft that departs from them only stops the
+    With a `draft` (the whole token sequence some other decoder expects:
+    prompt and continuation), decoding is *speculative*: the next draft
+    tokens go through the model as one chunk, and a chunk position's logits
+    are used only when every token before it is the one greedy decoding
+    chose. The causal mask makes those logits the model's own on the
+    committed prefix, so the tokens generated are this model's greedy decode
+    whatever the draft says; a draft that departs from them only ends the
     speculation (the rest is decoded a token at a time)."""
 
     def __init__(self, model: AnalyticTransformer, draft: list[str] | None = None):
@@ -136,10 +137,8 @@ class Session:
         self.cache = None
         self.n = 0                   # committed positions (the cache may hold more, fed ahead)
         self.logits = None
-        self.resid = None
-        self.pc_dim = model.cfg["diag_dims"]["pc_raw"]
+        self.resid_last = None
         self.draft = [vocab.INDEX[t] for t in draft] if draft is not None else None
-        self.generated = 0           # tokens fed after the prompt
         self.ahead: deque = deque()  # (token id, logits, residual) of positions fed ahead
         self.accepted = 0            # draft tokens taken without a forward pass of their own
 
@@ -151,8 +150,7 @@ class Session:
     def _run(self, ids):
         logits, x = self._forward(ids)
         self.n += len(ids)
-        self.logits = logits[-1]
-        self.resid = x[-1]
+        self.logits, self.resid_last = logits[-1], x[-1]
 
     def _chunk(self) -> int:
         """Draft tokens per forward pass: bounded so that one layer's scores
@@ -160,21 +158,19 @@ class Session:
         per_query = max(self.m.heads) * (self.n + 1)
         return max(1, min(1024, (1 << 25) // per_query))
 
-    def feed_prompt(self, toks):
-        ids = [vocab.INDEX[t] for t in toks]
-        for i in range(0, len(ids), PREFILL_CHUNK):
-            self._run(ids[i:i + PREFILL_CHUNK])
-
-    def feed(self, tok):
-        tid = vocab.INDEX[tok]
-        g = self.generated
-        self.generated += 1
+    def feed_ids(self, ids):
+        if len(ids) != 1:        # a prompt: prefill in chunks
+            self.ahead.clear()
+            for i in range(0, len(ids), PREFILL_CHUNK):
+                self._run(ids[i:i + PREFILL_CHUNK])
+            return
+        tid = ids[0]
         if self.ahead and self.ahead[0][0] == tid:
-            _, self.logits, self.resid = self.ahead.popleft()
+            _, self.logits, self.resid_last = self.ahead.popleft()
             self.n += 1
             self.accepted += 1
             return
-        if self.ahead or (self.draft is not None and (g >= len(self.draft) or self.draft[g] != tid)):
+        if self.ahead or (self.draft is not None and (self.n >= len(self.draft) or self.draft[self.n] != tid)):
             # greedy decoding left the draft: positions fed ahead are stale
             # (the next forward pass overwrites them) and speculation ends
             self.ahead.clear()
@@ -182,20 +178,17 @@ class Session:
         if self.draft is None:
             self._run([tid])
             return
-        ids = self.draft[g:g + self._chunk()]
-        logits, x = self._forward(ids)
-        self.ahead.extend(zip(ids[1:], logits[1:], x[1:]))
+        chunk = self.draft[self.n:self.n + self._chunk()]
+        logits, x = self._forward(chunk)
+        self.ahead.extend(zip(chunk[1:], logits[1:], x[1:]))
         self.n += 1
-        self.logits, self.resid = logits[0], x[0]
+        self.logits, self.resid_last = logits[0], x[0]
 
-    def next_token(self) -> str:
-        return vocab.TOKENS[int(torch.argmax(self.logits))]
+    def next_id(self) -> int:
+        return int(torch.argmax(self.logits))
 
-    def pc(self):
-        return int(round(float(self.resid[self.pc_dim])))
-
-    def diag(self, name):
-        return float(self.resid[self.m.cfg["diag_dims"][name]])
+    def resid(self, name):
+        return float(self.resid_last[self.m.cfg["diag_dims"][name]])
 
 
 def load_model(path: str | Path | None = None, build_if_missing: bool = True) -> AnalyticTransformer:
