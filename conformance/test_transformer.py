@@ -356,3 +356,15 @@ def test_running_sums_stay_within_the_snap_margin():
         for i in list(range(1000, len(toks), 4999)) + [len(toks) - 1]:
             mean = torch.softmax(torch.zeros(1, i + 1, dtype=torch.float64), -1) @ v[:i + 1]
             assert abs(float(mean[0]) * (i + 1) - float(exact[i])) < 1e-3
+
+
+def test_torch_device_without_cuda_is_a_clear_unavailability(built, monkeypatch):
+    import torch
+
+    from isowasm.backends.base import BackendUnavailable
+    from transformer.backends import TorchBackend
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("ISOWASM_TORCH_DEVICE", "cuda")
+    with pytest.raises(BackendUnavailable, match="ISOWASM_TORCH_DEVICE=cuda: torch sees no CUDA device"):
+        TorchBackend(str(built))

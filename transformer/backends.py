@@ -9,6 +9,7 @@ and ``transformer.backends:TorchBackend`` ("transformer-torch").
 
 from __future__ import annotations
 
+import os
 import time
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
@@ -282,15 +283,20 @@ class TorchBackend(Backend):
     name = "transformer-torch"
     heavy = True
 
-    def __init__(self, path: str | None = None, draft: bool = True):
+    def __init__(self, path: str | None = None, draft: bool = True, device: str | None = None):
         try:
-            import torch  # noqa: F401
+            import torch
             import safetensors  # noqa: F401
         except ImportError as e:
             raise BackendUnavailable(f"transformer-torch needs torch and safetensors: {e}") from None
         from transformer.model import load_model
+        # the dense O(n) attention per token is what limits this backend: on
+        # a GPU (ISOWASM_TORCH_DEVICE=cuda) the long programs come in reach
+        device = device or os.environ.get("ISOWASM_TORCH_DEVICE", "cpu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable(f"ISOWASM_TORCH_DEVICE={device}: torch sees no CUDA device")
         self.path = path
-        self.model = load_model(path)
+        self.model = load_model(path, device=device)
         self.drafter = None
         if draft:
             try:

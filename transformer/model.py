@@ -23,7 +23,7 @@ PREFILL_CHUNK = 256
 def pos_features(cfg, positions: torch.Tensor, d: int) -> torch.Tensor:
     """(n, d) positional part of the residual stream."""
     p = positions.to(torch.int64)
-    out = torch.zeros(p.shape[0], d, dtype=torch.float64)
+    out = torch.zeros(p.shape[0], d, dtype=torch.float64, device=p.device)
     for dim, kind, k in cfg["pos_features"]:
         if kind == "pos":
             v = p + k
@@ -86,18 +86,20 @@ class AnalyticTransformer(torch.nn.Module):
         total = start + n
         if cache is None:
             cache = [None] * self.L
-        pos = torch.arange(start, total)
+        dev = self.unembed.device
+        ids = ids.to(dev)
+        pos = torch.arange(start, total, device=dev)
         x = self.embed(ids) + pos_features(self.cfg, pos, self.d)
-        mask = None
-        if n > 1:
-            mask = (torch.arange(total)[None, :] > pos[:, None])[None]  # key after query
+        # the causal mask only concerns the chunk's own keys (key after query)
+        new = torch.arange(n, device=dev)
+        mask = (new[None, :] > new[:, None])[None] if n > 1 else None
         for l in range(self.L):
             H = self.heads[l]
             c = cache[l]
             if c is None or c[0].shape[1] < total:
                 cap = max(1024, 2 * total)
-                K = torch.zeros(H, cap, dk, dtype=torch.float64)
-                V = torch.zeros(H, cap, dv, dtype=torch.float64)
+                K = torch.zeros(H, cap, dk, dtype=torch.float64, device=dev)
+                V = torch.zeros(H, cap, dv, dtype=torch.float64, device=dev)
                 if c is not None:
                     K[:, :start] = c[0][:, :start]
                     V[:, :start] = c[1][:, :start]
@@ -106,9 +108,11 @@ class AnalyticTransformer(torch.nn.Module):
             q = qkv[:, :H * dk].reshape(n, H, dk).transpose(0, 1)
             c[0][:, start:total] = qkv[:, H * dk:2 * H * dk].reshape(n, H, dk).transpose(0, 1)
             c[1][:, start:total] = qkv[:, 2 * H * dk:].reshape(n, H, dv).transpose(0, 1)
-            s = torch.matmul(q, c[0][:, :total].transpose(1, 2)) * self.scale
+            # scaling q rather than the (chunk x positions) scores saves a pass
+            # over them; the built scale is a power of two, so both round alike
+            s = torch.matmul(q * self.scale, c[0][:, :total].transpose(1, 2))
             if mask is not None:
-                s = s.masked_fill(mask, float("-inf"))
+                s[:, :, start:].masked_fill_(mask, float("-inf"))
             a = torch.softmax(s, dim=-1)
             o = torch.matmul(a, c[1][:, :total])            # (H, n, dv)
             x = x + o.transpose(0, 1).reshape(n, H * dv) @ getattr(self, f"w_o{l}")
@@ -191,7 +195,8 @@ class Session(Decoder):
         return float(self.resid_last[self.m.cfg["diag_dims"][name]])
 
 
-def load_model(path: str | Path | None = None, build_if_missing: bool = True) -> AnalyticTransformer:
+def load_model(path: str | Path | None = None, build_if_missing: bool = True,
+               device: str = "cpu") -> AnalyticTransformer:
     from safetensors.torch import load_file
 
     from transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
@@ -203,4 +208,4 @@ def load_model(path: str | Path | None = None, build_if_missing: bool = True) ->
     cfg = json.loads((d / CONFIG).read_text())
     tensors = load_file(str(d / WEIGHTS))
     torch.set_num_threads(1)
-    return AnalyticTransformer(cfg, tensors)
+    return AnalyticTransformer(cfg, tensors).to(device)
