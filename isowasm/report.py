@@ -123,8 +123,10 @@ def _iso_section(results: Path) -> list[str]:
         return []
     lines = ["## Equivalence runs over the suites", "",
              "`python -m isowasm.iso_equiv --json`: each program on the named backends, traces compared "
-             "byte for byte with the reference (text, or SHA-256 digest for the examples). "
-             "\"not compared\" = left out by `--max-tokens` (the run then ends ISO_EQUIV_INCOMPLETE).", ""]
+             "byte for byte with the reference (text, or SHA-256 digest for the examples); status and "
+             "output against wasmtime. \"inconclusive\" = identical trace, but a resource trap or budget "
+             "exhaustion that wasmtime cannot confirm (by design); \"not compared\" = left out by "
+             "`--max-tokens` (the run then ends ISO_EQUIV_INCOMPLETE).", ""]
     rows = []
     for name, d in runs:
         compared = [r for r in d["rows"] if "cells" in r]
@@ -133,16 +135,17 @@ def _iso_section(results: Path) -> list[str]:
         for b in d["backends"]:
             if b == "reference":
                 continue
-            done = [r for r in compared if b in r["results"]]
-            ok = sum(1 for r in compared if r["cells"][b] == "match")
-            toks = sum(r["results"][b]["tokens"] or 0 for r in done)
-            secs = sum(r["results"][b]["seconds"] for r in done)
-            rows.append([f"`{name}`", b, " ".join(d["suites"]), len(d["rows"]), ok,
-                         len(compared) - ok + len(errors), len(left),
-                         _num(max((r["tokens"] or 0 for r in done), default=0)), _num(toks),
-                         _num(toks / secs) if secs else "-"])
-    lines += _table(["run", "backend", "suites", "programs", "match", "not matching", "not compared",
-                     "longest compared (tokens)", "tokens compared", "tokens/s"], rows)
+            cells = [r["cells"][b] for r in compared]
+            done = [r["results"][b] for r in compared if b in r["results"]]
+            toks = sum(x["tokens"] or 0 for x in done)
+            secs = sum(x["seconds"] for x in done)
+            longest = max((x["tokens"] or 0 for x in done), default=0)
+            rows.append([f"`{name}`", b, " ".join(d["suites"]), len(d["rows"]), cells.count("match"),
+                         cells.count("inconclusive"), len(cells) - cells.count("match") - cells.count("inconclusive")
+                         + len(errors), len(left), _num(longest) if toks else "-", _num(toks) if toks else "-",
+                         _num(toks / secs) if toks and secs else "-"])
+    lines += _table(["run", "backend", "suites", "programs", "match", "inconclusive", "not matching",
+                     "not compared", "longest trace (tokens)", "tokens", "tokens/s"], rows)
     for name, d in runs:
         lines += ["", f"`{name}`: {_when(d)}, {d['cpus']} CPUs, {d['jobs']} jobs, {_num(d['seconds'])} s"
                   + (f", --max-tokens {d['max_tokens']:,}" if d.get("max_tokens") else "")
