@@ -297,6 +297,12 @@ class TorchBackend(Backend):
             raise BackendUnavailable(f"ISOWASM_TORCH_DEVICE={device}: torch sees no CUDA device")
         self.path = path
         self.model = load_model(path, device=device)
+        # the longest trace the shared test suites give this backend (longer
+        # ones are skipped, with this reason): on a CPU a 100K-token trace
+        # already takes tens of minutes
+        self.max_tokens = int(os.environ.get("ISOWASM_TORCH_MAX_TOKENS", 0 if device.startswith("cuda") else 100_000))
+        self.max_tokens_why = ("dense attention costs O(n) per token; ISOWASM_TORCH_MAX_TOKENS=0 lifts the limit, "
+                               "ISOWASM_TORCH_DEVICE=cuda moves the model to a GPU")
         self.drafter = None
         if draft:
             try:
