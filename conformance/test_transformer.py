@@ -368,3 +368,61 @@ def test_torch_device_without_cuda_is_a_clear_unavailability(built, monkeypatch)
     monkeypatch.setenv("ISOWASM_TORCH_DEVICE", "cuda")
     with pytest.raises(BackendUnavailable, match="ISOWASM_TORCH_DEVICE=cuda: torch sees no CUDA device"):
         TorchBackend(str(built))
+
+
+class _Babbler:
+    """A model that never ends a step (a broken construction's worst case)."""
+
+    def __init__(self):
+        from transformer.backends import Decoder
+        self.__class__ = type("Babbler", (_Babbler, Decoder), {})
+
+    def next_id(self):
+        from transformer import vocab
+        return vocab.INDEX["00"]
+
+    def feed_ids(self, ids):
+        pass
+
+    def resid(self, name):
+        return 0.0
+
+
+def test_a_model_that_leaves_the_trace_format_stops_malformed():
+    from spec.result import MALFORMED, MAX_STEP_TOKENS
+    from transformer.backends import decode
+    prog = load_program(str(PROG_DIR / "arith.prog"))
+    res = decode(_Babbler(), Case("t", prog), max_steps=10 ** 9, trace="text", backend="babbler")
+    assert res.status == MALFORMED
+    step = res.trace.split("\n")[1].split()
+    assert set(step) == {"00"} and MAX_STEP_TOKENS < len(step) <= 2 * MAX_STEP_TOKENS + 1
+
+
+def test_divergence_report_shows_each_heads_winner_and_margin(built, tmp_path):
+    """A head broken in the weights (its query zeroed: uniform attention):
+    the runner's report names the divergent token, and the explanation shows
+    that head attending uniformly while the others each won one position."""
+    import json
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from isowasm.backends import get_backend
+    from isowasm.runner import compare_case
+    from transformer.backends import TorchBackend
+    broken = tmp_path / "broken"
+    shutil.copytree(built, broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    layer = next(i for i, names in enumerate(cfg["head_names"]) if "sp" in names)
+    w = load_file(str(broken / "model.safetensors"))
+    w[f"layers.{layer}.attn.wq"][cfg["head_names"][layer].index("sp")] = 0
+    save_file(w, str(broken / "model.safetensors"))
+    prog = load_program(str(PROG_DIR / "arith.prog"))
+    cmp = compare_case(Case("arith", prog), [get_backend("reference"), TorchBackend(str(broken), draft=False)],
+                       max_steps=80, trace="text")
+    assert not cmp.ok
+    rep = cmp.report()
+    assert "traces diverge at token 12" in rep
+    assert f"layer {layer + 1} sp: uniform over" in rep
+    assert "layer 1 rel1: position" in rep and "won, weight 1, margin" in rep
+    assert "logits: model predicts '02'" in rep

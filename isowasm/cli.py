@@ -108,6 +108,8 @@ def cmd_run(args) -> int:
             Path(args.trace_out).write_text(canonical_file(case.program, r.trace), encoding="ascii")
         if r.status == "budget-exhausted":
             status = max(status, 3)  # a run that hit its budget is not a success
+        elif r.status == "malformed-trace":
+            status = max(status, 4)  # a decoder whose model broke the trace format
         backend.close()
     return status
 

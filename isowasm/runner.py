@@ -73,6 +73,7 @@ class Divergence:
     token_b: str | None
     context_a: list[str]
     context_b: list[str]
+    trace_a: str | None = field(default=None, repr=False)   # a's whole trace, for Backend.explain
 
     def describe(self) -> str:
         where = f"token {self.token_index} (trace line {self.line + 1}"
@@ -128,7 +129,7 @@ def first_divergence(prog: Program, a_name: str, a_text: str, b_name: str, b_tex
             a=a_name, b=b_name, token_index=tok + k, line=li, step=step, pc=pc, instruction=instr,
             token_a=ta[k] if k < len(ta) else "<end of trace>",
             token_b=tb[k] if k < len(tb) else "<end of trace>",
-            context_a=mark(a_lines), context_b=mark(b_lines),
+            context_a=mark(a_lines), context_b=mark(b_lines), trace_a=a_text,
         )
     return None
 
@@ -204,8 +205,20 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
             div = _trace_divergence(case, by_name[base], rb, by_name[name], r, max_steps)
             if div is not None:
                 cmp.divergence = cmp.divergence or div
-                cmp.fail(name, div.describe())
+                cmp.fail(name, div.describe() + _explanation(by_name[name], case, div))
     return cmp
+
+
+def _explanation(b: Backend, case: Case, div: Divergence) -> str:
+    """The diverging backend's own account of the divergent position, if it
+    has one (the transformer backends show each head's winner and margin)."""
+    if div.trace_a is None or div.token_index < 0:
+        return ""
+    try:
+        text = b.explain(case, div)
+    except Exception as e:  # a diagnostic must not hide the finding it explains
+        text = f"no explanation: {type(e).__name__}: {e}"
+    return "".join(f"\n    {ln}" for ln in text.splitlines()) if text else ""
 
 
 def _trace_divergence(case: Case, ba: Backend, ra: RunResult, bb: Backend, rb: RunResult,

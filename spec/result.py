@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 HALTED = "halted"
 TRAPPED = "trapped"
 BUDGET = "budget-exhausted"
-STATUSES = (HALTED, TRAPPED, BUDGET)
+# Not a machine outcome: a decoder (the transformer backends) stopped because
+# the model broke the trace format (more than MAX_STEP_TOKENS tokens without
+# a step end), which would otherwise generate forever. Never a pass.
+MALFORMED = "malformed-trace"
+STATUSES = (HALTED, TRAPPED, BUDGET, MALFORMED)
+MAX_STEP_TOKENS = 6   # spec/MACHINE.md: every step emits at most 6 tokens
 
 
 @dataclass

@@ -14,7 +14,7 @@ import time
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
 from spec.program import format_program, input_line
-from spec.result import BUDGET, HALTED, TRAPPED, RunResult
+from spec.result import BUDGET, HALTED, MALFORMED, MAX_STEP_TOKENS, TRAPPED, RunResult
 from transformer import vocab
 
 _MACHINE = None
@@ -96,6 +96,7 @@ class Decoder:
         ids: list[int] = []
         steps = 0
         stopped = False
+        run = 0
         while len(ids) < max_tokens and steps < steps_left:
             t = self.next_id()
             ids.append(t)
@@ -104,6 +105,9 @@ class Decoder:
             if f & (HALT | TRAP):
                 stopped = True
                 break
+            run = 0 if f & STEP_END else run + 1
+            if run > MAX_STEP_TOKENS:
+                break   # a malformed step: `decode` reports it
             self.feed_ids([t])
         tx = None
         if text:
@@ -188,6 +192,7 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
     out = bytearray()
     out0 = vocab.INDEX["out(00)"]
     status, trap, trap_pc = None, None, None
+    steps_of_first = 1
 
     def pc() -> int:
         return int(round(float(model.resid("pc_raw"))))
@@ -208,7 +213,8 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
             n_emitted += 1
             if want_text:
                 write(t + ("\n" if flags[tid] & LINE_END else " "))
-            steps += flags[tid] & STEP_END
+            steps_of_first = flags[tid] & STEP_END
+            steps += steps_of_first
             if t.startswith("out("):
                 out.append(tid - out0)
             if t == "halt":
@@ -218,6 +224,8 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
             else:
                 model.feed_ids([tid])
     last_cp = 0
+    # tokens since the last step end (MAX_STEP_TOKENS at most in a well-formed trace)
+    run_len = 1 if n_emitted and not steps_of_first else 0
     while status is None and steps < max_steps:
         next_cp = (steps // CHECKPOINT_INTERVAL + 1) * CHECKPOINT_INTERVAL
         ids, text, stopped, nsteps = model.generate(SLICE_TOKENS, min(max_steps, next_cp) - steps, flags, want_text)
@@ -229,6 +237,12 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
         o = ids[(ids >= out0) & (ids < out0 + 256)]
         if len(o):
             out.extend((o - out0).astype(np.uint8).tobytes())
+        ends = np.flatnonzero(np.frombuffer(flags, dtype=np.uint8)[ids] & STEP_END)
+        run_len = len(ids) - 1 - ends[-1] if len(ends) else run_len + len(ids)
+        if run_len > MAX_STEP_TOKENS:
+            # the model left the trace format; without this it could generate forever
+            status = MALFORMED
+            break
         if stopped:
             t = vocab.TOKENS[int(ids[-1])]
             if t == "halt":
@@ -260,11 +274,32 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
     return res
 
 
+def explain_divergence(model, case: Case, div) -> str:
+    """Each head's winner and margin at the divergent position, in the
+    float64 module of the weights (transformer.explain)."""
+    from transformer.explain import explain
+    return explain(model, case.program, div.trace_a, div.token_index, div.token_b)
+
+
+def weights_model(path: str | None = None):
+    """The built weights as the PyTorch module (for explanations), or None
+    without torch."""
+    try:
+        from transformer.model import load_model
+    except ImportError:
+        return None
+    return load_model(path)
+
+
 class GraphBackend(Backend):
     """The DSL graph, evaluated exactly (Python integers and Fractions)."""
 
     name = "transformer-graph"
     heavy = True
+
+    def explain(self, case: Case, divergence) -> str | None:
+        model = weights_model()
+        return explain_divergence(model, case, divergence) if model is not None else None
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         return decode(GraphModel(), case, max_steps=max_steps, trace=trace, progress=progress, backend=self.name)
@@ -310,6 +345,9 @@ class TorchBackend(Backend):
                 self.drafter = EngineBackend(path)
             except BackendUnavailable:
                 pass   # no engine: token-by-token decoding
+
+    def explain(self, case: Case, divergence) -> str | None:
+        return explain_divergence(self.model, case, divergence)
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         draft = None

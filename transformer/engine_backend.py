@@ -83,7 +83,13 @@ class EngineBackend(Backend):
     heavy = False
 
     def __init__(self, path: str | None = None):
+        self.path = path
         self.engine, self.cfg = load_engine(path)
+
+    def explain(self, case: Case, divergence) -> str | None:
+        from transformer.backends import explain_divergence, weights_model
+        model = weights_model(self.path)
+        return explain_divergence(model, case, divergence) if model is not None else None
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         return decode(EngineSession(self.engine, self.cfg), case, max_steps=max_steps, trace=trace,

@@ -55,6 +55,7 @@ class AnalyticTransformer(torch.nn.Module):
         self.embed = torch.nn.Embedding.from_pretrained(tensors["embed"].to(f64), freeze=True)
         self.register_buffer("unembed", tensors["unembed"].to(f64))
         self.heads: list[int] = []   # heads computed per layer
+        self.head_index: list[list[int]] = []   # which of the layer's n_heads they are
         # per layer: the heads' projections fused into one matrix (d, H*(2dk+dv)),
         # the output projection (H*dv, d), and the FFN's two input matrices (d, 2F)
         for l in range(self.L):
@@ -66,6 +67,7 @@ class AnalyticTransformer(torch.nn.Module):
             # are padded with them): they are left out of the computation.
             live = [h for h in range(self.H) if t["attn.wv"][h].any() and t["attn.wo"][h].any()]
             self.heads.append(len(live))
+            self.head_index.append(live)
             H = len(live)
             wq = t["attn.wq"][live].permute(1, 0, 2).reshape(d, H * self.dk)
             wk = t["attn.wk"][live].permute(1, 0, 2).reshape(d, H * self.dk)
@@ -77,10 +79,12 @@ class AnalyticTransformer(torch.nn.Module):
         self.F = cfg["d_ffn"]
 
     @torch.no_grad()
-    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None):
+    def forward(self, ids: torch.Tensor, start: int = 0, cache: list | None = None, probe: list | None = None):
         """ids: (n,) token ids at positions start..start+n-1. cache: per layer
         [K (H, cap, dk), V (H, cap, dv)] holding positions 0..start-1; it is
-        extended (and grown) here. Returns (logits (n, V), residual (n, d), cache)."""
+        extended (and grown) here. Returns (logits (n, V), residual (n, d), cache).
+        `probe`: a list that receives, per layer, the last position's scaled
+        attention scores (H, positions), for diagnostics."""
         n = ids.shape[0]
         dk, dv = self.dk, self.dv
         total = start + n
@@ -113,6 +117,8 @@ class AnalyticTransformer(torch.nn.Module):
             s = torch.matmul(q * self.scale, c[0][:, :total].transpose(1, 2))
             if mask is not None:
                 s[:, :, start:].masked_fill_(mask, float("-inf"))
+            if probe is not None:
+                probe.append(s[:, -1, :].clone())
             a = torch.softmax(s, dim=-1)
             o = torch.matmul(a, c[1][:, :total])            # (H, n, dv)
             x = x + o.transpose(0, 1).reshape(n, H * dv) @ getattr(self, f"w_o{l}")

@@ -46,5 +46,11 @@ class Backend:
     def run(self, case: Case, *, max_steps: int, trace: str = "none") -> RunResult:
         raise NotImplementedError
 
+    def explain(self, case: Case, divergence) -> str | None:
+        """Optional: what this backend computed at a divergence from the
+        reference (a `runner.Divergence` whose `trace_a` is the reference's
+        trace), as lines for the report; None when it has nothing to add."""
+        return None
+
     def close(self) -> None:
         """Release processes or handles (persistent batch modes)."""
