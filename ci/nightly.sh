@@ -14,6 +14,8 @@
 #   FUZZ_OUT       campaign state; a rerun with the same seed resumes it
 #                                                           (default results/fuzz/seed-$FUZZ_SEED)
 #   JOBS           pytest-xdist workers for the slow suite  (default 2)
+#   ISOWASM_TORCH_MAX_TOKENS  longest trace the heavy tests give transformer-torch,
+#                  whose dense attention costs O(n) a token (default 40000 here)
 #
 # Every step runs even when an earlier one fails; the exit status is non-zero
 # when any failed (a campaign that found a divergence counts as failed).
@@ -28,6 +30,7 @@ FUZZ_OUT=${FUZZ_OUT:-results/fuzz/seed-$FUZZ_SEED}
 JOBS=${JOBS:-2}
 export ISOWASM_REQUIRE_BACKENDS=${ISOWASM_REQUIRE_BACKENDS:-reference,wasmtime,rust,ocaml}
 export ISOWASM_HYPOTHESIS_PROFILE=${ISOWASM_HYPOTHESIS_PROFILE:-nightly}
+export ISOWASM_TORCH_MAX_TOKENS=${ISOWASM_TORCH_MAX_TOKENS:-40000}
 
 failed=()
 step() {
