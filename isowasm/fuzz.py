@@ -537,9 +537,9 @@ class Worker:
                 return False   # a backend without digests: compare its text trace instead
         return True
 
-    def confirm(self, case):
+    def confirm(self, case, explain: bool = False):
         from isowasm.runner import compare_case
-        return compare_case(case, self.backends, max_steps=self.max_steps, trace="text")
+        return compare_case(case, self.backends, max_steps=self.max_steps, trace="text", explain=explain)
 
     # -- one chunk -----------------------------------------------------------
 
@@ -649,7 +649,8 @@ class Worker:
             f = self.shrink_finding(f, m)
         return {"signature": f["signature"], "new": True, "finding": f}
 
-    def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink") -> tuple[str | None, object]:
+    def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink",
+                 explain: bool = False) -> tuple[str | None, object]:
         """(signature or None, Comparison/exception) of module `m`."""
         from conformance.strategies import render
         from isowasm.backends.base import Case
@@ -665,7 +666,7 @@ class Worker:
         per = self._run_all_traced(case)
         if self.screen(per):
             return None, None
-        cmp = self.confirm(case)
+        cmp = self.confirm(case, explain)
         if cmp.ok:
             return None, cmp
         return signature_of(cmp, self.names, self.traces)["signature"], cmp
@@ -695,6 +696,12 @@ class Worker:
         f["wat"] = render(best)
         f["shrunk"] = True
         f["shrink_candidates"] = tried
+        if cmp is not None and not isinstance(cmp, Exception) and not cmp.ok:
+            # the kept counterexample once more, with the diverging backend's
+            # own account of the divergence (left out while shrinking)
+            got, full = self.evaluate(best, f["signature"], f"fuzz-{f['index']}", explain=True)
+            if got == f["signature"]:
+                cmp = full
         if cmp is not None and not isinstance(cmp, Exception):
             f["report"] = cmp.report()
             try:

@@ -141,13 +141,15 @@ def _run(backend: Backend, case: Case, max_steps: int, trace: str) -> RunResult:
 
 
 def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None = None,
-                 trace: str = "text") -> Comparison:
+                 trace: str = "text", explain: bool = True) -> Comparison:
     """Run `case` on every backend and compare (see module docstring).
 
     trace="text" compares canonical texts directly; trace="digest" compares
     SHA-256 digests and, when they differ, localises the divergence with the
     checkpoints and a traced re-run of both sides up to the first differing
     checkpoint — so million-token traces are never held unless they differ.
+    explain=False leaves out the diverging backend's own account
+    (Backend.explain), which the fuzzer's shrinking loop does not need.
     """
     if max_steps is None:
         max_steps = table.limits()["default_max_steps"]
@@ -205,7 +207,7 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
             div = _trace_divergence(case, by_name[base], rb, by_name[name], r, max_steps)
             if div is not None:
                 cmp.divergence = cmp.divergence or div
-                cmp.fail(name, div.describe() + _explanation(by_name[name], case, div))
+                cmp.fail(name, div.describe() + (_explanation(by_name[name], case, div) if explain else ""))
     return cmp
 
 
