@@ -147,9 +147,10 @@ def _iso_section(results: Path) -> list[str]:
     lines += _table(["run", "backend", "suites", "programs", "match", "inconclusive", "not matching",
                      "not compared", "longest trace (tokens)", "tokens", "tokens/s"], rows)
     for name, d in runs:
-        lines += ["", f"`{name}`: {_when(d)}, {d['cpus']} CPUs, {d['jobs']} jobs, {_num(d['seconds'])} s"
-                  + (f", --max-tokens {d['max_tokens']:,}" if d.get("max_tokens") else "")
-                  + f"; {'ISO_EQUIV_OK' if d['ok'] else 'not OK'}."]
+        failing = any("error" in r or ("cells" in r and not r["ok"]) for r in d["rows"])
+        verdict = ("ISO_EQUIV_OK" if d["ok"] else "ISO_EQUIV_FAIL" if failing else "ISO_EQUIV_INCOMPLETE")
+        lines += ["", f"`{name}`: {_when(d)}, {d['cpus']} CPUs, --jobs {d['jobs']}, {_num(d['seconds'])} s"
+                  + (f", --max-tokens {d['max_tokens']:,}" if d.get("max_tokens") else "") + f"; {verdict}."]
         for r in d["rows"]:
             if "error" in r or ("cells" in r and not r["ok"]):
                 lines.append(f"- {r['program']}: {(r.get('error') or r['report']).splitlines()[-1]}")
