@@ -43,3 +43,16 @@ def backend(name: str):
     if isinstance(b, str):
         pytest.fail(f"required backend {name} is unavailable: {b}")
     return b
+
+
+def assert_same_run(res, ref):
+    """A backend's run is the reference's: status, trace (text, digest and
+    checkpoints), counts, output and trap."""
+    assert res.status == ref.status
+    assert res.digest == ref.digest
+    assert res.checkpoints == ref.checkpoints
+    assert (res.steps, res.tokens, res.output, res.trap) == (ref.steps, ref.tokens, ref.output, ref.trap)
+    if ref.trap is not None:
+        assert res.trap_pc == ref.trap_pc
+    if ref.trace is not None:
+        assert res.trace == ref.trace

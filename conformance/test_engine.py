@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.conftest import assert_same_run
+
 from isowasm.backends import required_backends
 from isowasm.backends.base import BackendUnavailable, Case
 from spec.program import load_program
@@ -41,15 +43,6 @@ def eng():
     return _engine_backend()
 
 
-def _same(res, ref):
-    assert res.status == ref.status
-    assert res.digest == ref.digest
-    assert res.checkpoints == ref.checkpoints
-    assert (res.steps, res.tokens, res.output, res.trap) == (ref.steps, ref.tokens, ref.output, ref.trap)
-    if ref.trap is not None:
-        assert res.trap_pc == ref.trap_pc
-    if ref.trace is not None:
-        assert res.trace == ref.trace
 
 
 def _examples():
@@ -84,7 +77,7 @@ def test_programs_byte_identical(eng, name):
     prog = load_program(str(PROG_DIR / f"{name}.prog"))
     ref = run_reference(prog, trace="text", max_steps=BUDGET)
     res = eng.run(Case(name, prog), max_steps=BUDGET, trace="text")
-    _same(res, ref)
+    assert_same_run(res, ref)
 
 
 @pytest.mark.parametrize("budget", [0, 1, 2, 7, 40])
@@ -92,7 +85,7 @@ def test_budget_exhaustion(eng, budget):
     ex, case = _example("fibonacci")
     ref = run_reference(case.program, trace="text", max_steps=budget)
     res = eng.run(case, max_steps=budget, trace="text")
-    _same(res, ref)
+    assert_same_run(res, ref)
 
 
 @pytest.mark.parametrize("name", ["hello", "addition", "fibonacci", "collatz", "matching", "sudoku"])
@@ -100,7 +93,7 @@ def test_examples_digest_identical(eng, name):
     ex, case = _example(name)
     ref = run_reference(case.program, trace="digest", max_steps=ex.max_steps)
     res = eng.run(case, max_steps=ex.max_steps, trace="digest")
-    _same(res, ref)
+    assert_same_run(res, ref)
     assert res.output == ex.expect_output
 
 
@@ -109,7 +102,7 @@ def test_trace_text_and_progress(eng):
     ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
     seen = []
     res = eng.run(case, max_steps=ex.max_steps, trace="text", progress=lambda s, t: seen.append((s, t)))
-    _same(res, ref)
+    assert_same_run(res, ref)
     assert len(seen) > 5 and seen[-1] == (ref.steps, ref.tokens)
     assert all(a <= b for a, b in zip(seen, seen[1:]))
 
@@ -193,4 +186,4 @@ def test_ten_million_tokens(eng):
     ref = run_reference(prog, trace="digest")
     assert ref.tokens >= 10_000_000
     res = eng.run(Case("long", prog), max_steps=10 ** 8, trace="digest")
-    _same(res, ref)
+    assert_same_run(res, ref)

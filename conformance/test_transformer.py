@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.conftest import assert_same_run
+
 from isowasm.backends.base import Case
 from spec import table
 from spec.program import Program, format_program, load_program, parse_program
@@ -20,19 +22,12 @@ PROGRAMS = sorted(p.stem for p in PROG_DIR.glob("*.prog"))
 BUDGET = 20000
 
 
-def _same(res, ref):
-    assert res.status == ref.status
-    assert res.trace == ref.trace
-    assert res.digest == ref.digest
-    assert (res.steps, res.tokens, res.output, res.trap) == (ref.steps, ref.tokens, ref.output, ref.trap)
-    if ref.trap is not None:
-        assert res.trap_pc == ref.trap_pc
 
 
 def _check(backend, prog: Program, budget: int = BUDGET):
     ref = run_reference(prog, trace="text", max_steps=budget)
     res = backend.run(Case("t", prog), max_steps=budget, trace="text")
-    _same(res, ref)
+    assert_same_run(res, ref)
     return res
 
 
@@ -88,7 +83,7 @@ def test_torch_speculative_decoding_is_greedy_whatever_the_draft(built):
     for draft, most in [(toks, len(toks) - p), (wrong, 300), (toks[:p + 50], 50), ([], 0)]:
         session = model.session(draft)
         res = decode(session, Case("t", prog), max_steps=BUDGET, trace="text", backend="transformer-torch")
-        _same(res, ref)
+        assert_same_run(res, ref)
         assert session.accepted <= most
         assert session.accepted >= most - most // 8   # the draft was used while it was right
 

@@ -338,27 +338,11 @@ impl Session {
                 std::thread::scope(|sc| {
                     for rows in x.chunks_mut(per * d) {
                         sc.spawn(move || {
-                            let f = layer.f;
-                            let mut uv = vec![0.0; 2 * f];
+                            let mut uv = vec![0.0; 2 * layer.f];
                             let mut delta = vec![0.0; d];
                             for row in rows.chunks_mut(d) {
-                                uv.iter_mut().for_each(|v| *v = 0.0);
                                 delta.iter_mut().for_each(|v| *v = 0.0);
-                                layer.fug.apply(row, &mut uv);
-                                for &j in &layer.active {
-                                    let j = j as usize;
-                                    let u = uv[j];
-                                    let hv = if u > 0.0 {
-                                        u * uv[f + j]
-                                    } else if u.is_nan() {
-                                        f64::NAN
-                                    } else {
-                                        0.0
-                                    };
-                                    if hv != 0.0 {
-                                        layer.fo.scatter(j, hv, &mut delta);
-                                    }
-                                }
+                                ffn_delta(layer, row, &mut uv, &mut delta);
                                 for (xi, di) in row.iter_mut().zip(&delta) {
                                     *xi += *di;
                                 }
@@ -911,6 +895,28 @@ fn argmax_row(m: &Model, x: &[f64], logits: &mut [f64], p: usize) -> R<(usize, f
 }
 
 /// Scratch buffers of one forward pass.
+/// The FFN of one residual row, added into `delta`: h = relu(x Wu) * (x Wv),
+/// delta += h Wo (NaN propagates through relu). `uv`: scratch of 2·f.
+fn ffn_delta(layer: &crate::model::Layer, x: &[f64], uv: &mut [f64], delta: &mut [f64]) {
+    let f = layer.f;
+    uv[..2 * f].iter_mut().for_each(|v| *v = 0.0);
+    layer.fug.apply(x, uv);
+    for &j in &layer.active {
+        let j = j as usize;
+        let u = uv[j];
+        let hv = if u > 0.0 {
+            u * uv[f + j]
+        } else if u.is_nan() {
+            f64::NAN
+        } else {
+            0.0
+        };
+        if hv != 0.0 {
+            layer.fo.scatter(j, hv, delta);
+        }
+    }
+}
+
 pub struct Bufs<'a> {
     pub sc: &'a mut Scratch,
     pub delta: &'a mut Vec<f64>,
@@ -947,26 +953,8 @@ pub fn layer_forward(
     for (xi, di) in x.iter_mut().zip(delta.iter()) {
         *xi += *di;
     }
-    // FFN: h = relu(x Wu) * (x Wv); x += h Wo (NaN propagates through relu)
     delta.iter_mut().for_each(|v| *v = 0.0);
-    let f = layer.f;
-    let uv = &mut **b.uv;
-    uv[..2 * f].iter_mut().for_each(|v| *v = 0.0);
-    layer.fug.apply(x, uv);
-    for &j in &layer.active {
-        let j = j as usize;
-        let u = uv[j];
-        let hv = if u > 0.0 {
-            u * uv[f + j]
-        } else if u.is_nan() {
-            f64::NAN
-        } else {
-            0.0
-        };
-        if hv != 0.0 {
-            layer.fo.scatter(j, hv, delta);
-        }
-    }
+    ffn_delta(layer, x, &mut **b.uv, delta);
     for (xi, di) in x.iter_mut().zip(delta.iter()) {
         *xi += *di;
     }
