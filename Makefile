@@ -8,7 +8,7 @@ JOBS ?= 2
 # CI sets these so a port that failed to build fails the run, not a skip.
 REQUIRE ?= reference,wasmtime,rust,ocaml,transformer
 
-.PHONY: setup system-deps python-deps rust ocaml engine verify test test-slow clean
+.PHONY: setup system-deps python-deps rust ocaml engine verify test test-slow findings clean
 
 setup: system-deps python-deps rust ocaml engine
 
@@ -31,7 +31,7 @@ rust: python-deps
 # than by the first test that needs them).
 engine: python-deps
 	$(PIP) install -q ./transformer/engine
-	$(PYTHON) -m transformer.build
+	$(PYTHON) -m isowasm.transformer.build
 
 ocaml: system-deps
 	cd ports/ocaml && dune build 2>&1
@@ -45,5 +45,12 @@ test: setup
 test-slow: setup
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m "slow and not heavy"
 
+# The repository's recorded figures (findings/results/*.json, written there by
+# a measuring command given --json findings/results/NAME.json) rendered into
+# the tracked FINDINGS.md and findings/*.png. The only target that writes
+# tracked files: `verify` and `test` write to results/ (ignored).
+findings: python-deps
+	$(PYTHON) -m isowasm.cli report --results findings/results --out FINDINGS.md
+
 clean:
-	rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target transformer/build .hypothesis
+	rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target .hypothesis

@@ -38,14 +38,14 @@ WINDOWS = (10_000, 100_000, 1_000_000, 10_000_000)
 
 
 def bench_examples(names, torch_tokens: int) -> list[dict]:
-    from isowasm.examples import load_examples
-    from spec.reference import run_reference
-    from transformer.engine_backend import EngineBackend, verify_trace
+    from isowasm.suites.examples import load_examples
+    from isowasm.spec.reference import run_reference
+    from isowasm.transformer.engine_backend import EngineBackend, verify_trace
     eng = EngineBackend()
     torch_b = None
     if torch_tokens:
         try:
-            from transformer.backends import TorchBackend
+            from isowasm.transformer.backends import TorchBackend
             torch_b = TorchBackend()
         except Exception as e:  # torch missing: no ratio
             print(f"(torch: {e})")
@@ -89,10 +89,10 @@ def bench_examples(names, torch_tokens: int) -> list[dict]:
 def long_child() -> None:
     """The long run, in its own process (its peak memory is its own)."""
     from isowasm.toolchain import compile_source
-    from spec.program import format_program
-    from transformer import vocab
-    from transformer.backends import token_flags
-    from transformer.engine_backend import load_engine
+    from isowasm.spec.program import format_program
+    from isowasm.transformer import vocab
+    from isowasm.transformer.backends import token_flags
+    from isowasm.transformer.engine_backend import load_engine
     _, prog = compile_source(LONG_C, "c", "long")
     eng, _ = load_engine()
     s = eng.session()

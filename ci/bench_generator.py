@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conformance.strategies import examples, render  # noqa: E402
+from isowasm.fuzz.generators import examples, render  # noqa: E402
 
 
 def bench_generator(seed: int, seconds: float) -> tuple[int, float, list[str]]:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from isowasm.atomic import atomic_write_json  # noqa: E402
 from isowasm.backends import available_backends  # noqa: E402
 from isowasm.backends.base import Case  # noqa: E402
-from isowasm.examples import load_examples  # noqa: E402
-from spec.program import Program  # noqa: E402
+from isowasm.suites.examples import load_examples  # noqa: E402
+from isowasm.spec.program import Program  # noqa: E402
 
 
 def small_programs(n: int) -> list[Case]:

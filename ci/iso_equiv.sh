@@ -8,11 +8,11 @@ PYTHON=${PYTHON:-python3}
 
 fail() { echo "build failed: $1"; echo "ISO_EQUIV_FAIL"; exit 1; }
 
-rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target transformer/build
+rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target
 $PYTHON -m pip install -q ./ports/rust || fail "rust port (pip install ./ports/rust)"
 (cd ports/ocaml && dune build 2>&1) || fail "ocaml port (dune build)"
 $PYTHON -m pip install -q ./transformer/engine || fail "transformer engine (pip install ./transformer/engine)"
-$PYTHON -m transformer.build >/dev/null || fail "transformer weights (python -m transformer.build)"
+$PYTHON -m isowasm.transformer.build >/dev/null || fail "transformer weights (python -m isowasm.transformer.build)"
 
 export ISOWASM_REQUIRE_BACKENDS=${ISOWASM_REQUIRE_BACKENDS:-reference,wasmtime,rust,ocaml,transformer}
 exec $PYTHON -m isowasm.iso_equiv "$@"

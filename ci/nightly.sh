@@ -47,12 +47,12 @@ step() {
 mkdir -p results
 backends=()
 [ -n "${FUZZ_BACKENDS:-}" ] && backends=(--backends "$FUZZ_BACKENDS")
-step fuzz $PYTHON -m isowasm.fuzz --time "$FUZZ_TIME" --seed "$FUZZ_SEED" --workers "$FUZZ_WORKERS" \
-  --shard "$FUZZ_SHARD" --out "$FUZZ_OUT" --json results/fuzz.json \
+step fuzz $PYTHON -m isowasm.cli fuzz --time "$FUZZ_TIME" --seed "$FUZZ_SEED" --workers "$FUZZ_WORKERS" \
+  --shard "$FUZZ_SHARD" --out "$FUZZ_OUT" --json results/fuzz.json --regressions conformance/regressions \
   --reference-trace "${FUZZ_REFERENCE_TRACE:-1}" "${backends[@]}"
 step regressions $PYTHON -m pytest conformance/test_regressions.py -q -n "$JOBS"
 step slow $PYTHON -m pytest conformance/ -n "$JOBS" -q -m slow
-step report $PYTHON -m isowasm.cli report
+step report $PYTHON -m isowasm.cli report --out results/FINDINGS.md
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "NIGHTLY_FAIL: ${failed[*]}"

@@ -20,10 +20,10 @@ import hashlib
 
 from isowasm.backends.base import Case
 from isowasm.backends.reference import ReferenceBackend
-from spec.program import Program
-from spec.reference import run_reference
-from spec.result import RunResult
-from spec.trace import annotate_lines, digest_text
+from isowasm.spec.program import Program
+from isowasm.spec.reference import run_reference
+from isowasm.spec.result import RunResult
+from isowasm.spec.trace import annotate_lines, digest_text
 
 
 class SwappedLtBackend(ReferenceBackend):

@@ -1,6 +1,6 @@
 """Golden records of the example programs' reference traces.
 
-`conformance/examples/golden.yaml` holds, per example, the step and token
+`isowasm/suites/data/examples/golden.yaml` holds, per example, the step and token
 counts and the SHA-256 of the canonical trace (spec/MACHINE.md §5); small
 examples also keep their whole canonical reference file beside it
 (`<name>_ref.txt`). They change only when the toolchain's lowering changes;
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from isowasm.examples import EXAMPLES, load_examples
-from spec.reference import run_reference
-from spec.trace import canonical_file
+from isowasm.suites.examples import EXAMPLES, load_examples
+from isowasm.spec.reference import run_reference
+from isowasm.spec.trace import canonical_file
 
 GOLDEN = EXAMPLES / "golden.yaml"
 FULL_TRACE_MAX_TOKENS = 5_000   # keep whole traces only for small examples

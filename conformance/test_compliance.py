@@ -1,5 +1,5 @@
 """The compliance suite: 115 small programs in 13 categories
-(conformance/compliance/*.yaml, loaded by conformance/compliance.py), each
+(isowasm/suites/data/compliance/*.yaml, loaded by isowasm/suites/compliance.py), each
 run on every available backend and compared with the reference executor,
 wasmtime and the case's own expectation; the expectations themselves are
 checked against wasmtime; and two deliberately broken backends
@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from conformance.broken_backends import DOUBLES
-from conformance.compliance import CATEGORIES, CaseFileError, build_case, load_cases, load_file
+from isowasm.suites.compliance import CATEGORIES, CaseFileError, build_case, load_cases, load_file
 from conformance.conftest import backend, backend_params
 from isowasm.runner import compare_case
-from spec.result import BUDGET
+from isowasm.spec.result import BUDGET
 
 CASES = load_cases()
 _IDS = [cc.id for cc in CASES]

@@ -20,8 +20,8 @@ from conformance.conftest import assert_same_run
 
 from isowasm.backends import required_backends
 from isowasm.backends.base import BackendUnavailable, Case
-from spec.program import load_program
-from spec.reference import run_reference
+from isowasm.spec.program import load_program
+from isowasm.spec.reference import run_reference
 
 PROG_DIR = Path(__file__).resolve().parent.parent / "transformer" / "programs"
 PROGRAMS = sorted(p.stem for p in PROG_DIR.glob("*.prog"))
@@ -29,7 +29,7 @@ BUDGET = 20000
 
 
 def _engine_backend():
-    from transformer.engine_backend import EngineBackend
+    from isowasm.transformer.engine_backend import EngineBackend
     try:
         return EngineBackend()
     except BackendUnavailable as e:
@@ -46,7 +46,7 @@ def eng():
 
 
 def _examples():
-    from isowasm.examples import load_examples
+    from isowasm.suites.examples import load_examples
     return {e.name: e for e in load_examples()}
 
 
@@ -120,7 +120,7 @@ def _corrupt(trace: str, line: int) -> tuple[str, int, str]:
 
 @pytest.mark.parametrize("threads", [0, 1, 2, 3])
 def test_verify_passes_and_flags(eng, threads):
-    from transformer.engine_backend import verify_trace
+    from isowasm.transformer.engine_backend import verify_trace
     ex, case = _example("collatz")
     ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
     ok = verify_trace(case, ref.trace, threads=threads)
@@ -139,8 +139,8 @@ def test_verify_passes_and_flags(eng, threads):
 
 def test_verify_module_function(eng):
     import isowasm_engine
-    from spec.program import format_program
-    from transformer.build import BUILD_DIR
+    from isowasm.spec.program import format_program
+    from isowasm.transformer.build import BUILD_DIR
     ex, case = _example("hello")
     ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
     v = isowasm_engine.verify(format_program(case.program), ref.trace, build_dir=str(BUILD_DIR))
@@ -152,7 +152,7 @@ def test_refuses_weights_without_the_structure(eng, tmp_path):
     and one whose position tie-break is not 2**-26: both refused at load."""
     import isowasm_engine
     from safetensors.numpy import load_file, save_file
-    from transformer.build import BUILD_DIR
+    from isowasm.transformer.build import BUILD_DIR
     for tweak, msg in ((lambda t: t["layers.2.attn.wq"].__setitem__((3, 0, 2), -2.0), "stack0"),
                        (lambda t: t["layers.4.attn.wk"].__setitem__((1, 23, 5), 2.0 ** -25), "mem_store")):
         d = tmp_path / msg
@@ -167,7 +167,7 @@ def test_refuses_weights_without_the_structure(eng, tmp_path):
 
 def test_unbuilt_engine_is_unavailable(monkeypatch):
     import sys
-    import transformer.engine_backend as eb
+    import isowasm.transformer.engine_backend as eb
     monkeypatch.setitem(sys.modules, "isowasm_engine", None)
     monkeypatch.setattr(eb, "_ENGINES", {})
     with pytest.raises(BackendUnavailable, match="make engine"):

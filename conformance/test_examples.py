@@ -9,10 +9,10 @@ import pytest
 
 from conformance import golden
 from conformance.conftest import backend, backend_params
-from isowasm.examples import load_examples
+from isowasm.suites.examples import load_examples
 from isowasm.runner import compare_case
-from spec.reference import run_reference
-from spec.trace import canonical_file
+from isowasm.spec.reference import run_reference
+from isowasm.spec.trace import canonical_file
 
 EXAMPLES = {e.name: e for e in load_examples()}
 GOLDEN = golden.load()

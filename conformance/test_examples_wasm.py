@@ -1,7 +1,7 @@
 """The example programs and the C runtime, against wasmtime alone.
 
 Independent of the isowasm toolchain: each example in
-conformance/examples/manifest.yaml is compiled by clang exactly as
+isowasm/suites/data/examples/manifest.yaml is compiled by clang exactly as
 isowasm.h documents, checked to be pure i32 (the toolchain rejects i64,
 floats, SIMD, bulk memory and indirect calls), run in wasmtime with the
 input placed at (__heap_base + 15) & ~15 (spec/MACHINE.md §8), and its
@@ -26,7 +26,7 @@ import wasmtime
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "conformance" / "examples"
+EXAMPLES = REPO / "isowasm" / "suites" / "data" / "examples"
 RUNTIME = REPO / "isowasm" / "runtime"
 
 CFLAGS = [

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.compliance import load_file
+from isowasm.suites.compliance import load_file
 from isowasm.backends.base import Case
 from isowasm.backends.reference import ReferenceBackend
-from isowasm.examples import REPO
-from spec.program import Program
-from spec.reference import run_reference
+REPO = Path(__file__).resolve().parents[1]
+from isowasm.spec.program import Program
+from isowasm.spec.reference import run_reference
 
 PLUGIN = "broken-le-u=conformance.test_fuzz:LeUEqualBackend"
 
@@ -171,7 +171,7 @@ def test_kill_9_and_resume_lose_no_finding(tmp_path):
 
 
 def _programs(n: int, seed: int = 3):
-    from conformance.strategies import direct_module, render
+    from isowasm.fuzz.generators import direct_module, render
     from isowasm.fuzz import compile_wat
 
     return [compile_wat(render(direct_module(seed, k)), f"p{k}")[1] for k in range(n)]
@@ -180,7 +180,7 @@ def _programs(n: int, seed: int = 3):
 def test_direct_generator_is_deterministic_and_shards_partition():
     import argparse
 
-    from conformance.strategies import direct_module, render
+    from isowasm.fuzz.generators import direct_module, render
     from isowasm.fuzz import Campaign, parse_duration, parse_shard
 
     assert render(direct_module(5, 17)) == render(direct_module(5, 17))
@@ -205,7 +205,7 @@ def test_toolchain_rejection_is_a_finding_with_a_regression_case(tmp_path, monke
     """A generated program the toolchain rejects is a finding too: shrunk
     with the same error, and written as a regression case whose expectation
     is wasmtime's run of the module."""
-    import isowasm.fuzz as fz
+    import isowasm.fuzz.campaign as fz
     from isowasm.toolchain import CompileError
 
     real = fz.compile_wat
@@ -229,3 +229,94 @@ def test_toolchain_rejection_is_a_finding_with_a_regression_case(tmp_path, monke
     assert f["shrunk"] and f["wat"].count("\n") <= 15 and "i32.rotl" in f["wat"], f["wat"]
     cc = load_file(Path(f["regression"]))[0]
     assert cc.source == f["wat"] and cc.expect_status == "halted"
+
+
+# ---------------------------------------------------------------------------
+# robustness of the command: bad state, two campaigns, SIGTERM, a hanging plug-in
+
+def _fuzz_cmd(tmp_path, *args):
+    return [sys.executable, "-m", "isowasm.cli", "fuzz", "--out", str(tmp_path / "state"),
+            "--json", str(tmp_path / "fuzz.json"), "--regressions", str(tmp_path / "regressions"),
+            "--status-every", "1000", "--workers", "1", *args]
+
+
+def _one_line_error(p, *fragments):
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"version": 1, "seed": 0, "sh', "corrupt campaign state"),
+    ("\xff\xfe garbage", "corrupt campaign state"),
+    ('{"version": 1}', "not a version-1 campaign state"),
+    ("[1, 2, 3]", "not a version-1 campaign state"),
+])
+def test_corrupt_state_is_one_line_error(tmp_path, content, fragment):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_bytes(content.encode("latin-1"))
+    p = subprocess.run(_fuzz_cmd(tmp_path, "--time", "5s", "--backends", "reference,wasmtime"),
+                       capture_output=True, text=True, timeout=120)
+    _one_line_error(p, "state.json", fragment)
+
+
+def test_second_campaign_on_one_state_directory_refuses(tmp_path):
+    cmd = _fuzz_cmd(tmp_path, "--time", "60s", "--backends", "reference,wasmtime")
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while not (tmp_path / "state" / "state.json").exists():
+            assert first.poll() is None and time.monotonic() - t0 < 60, "the first campaign did not start"
+            time.sleep(0.05)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        _one_line_error(second, "another campaign", "is running on this state directory")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+
+
+def test_sigterm_ends_a_campaign_within_seconds_keeping_its_findings(tmp_path):
+    env = {**os.environ, "ISOWASM_PLUGINS": PLUGIN,
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = _fuzz_cmd(tmp_path, "--time", "10m", "--seed", "0",
+                    "--backends", "reference,wasmtime,broken-le-u", "--workers", "2")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    findings = tmp_path / "state" / "findings"
+    try:
+        t0 = time.monotonic()
+        while not (findings.is_dir() and list(findings.glob("*.json"))):
+            assert proc.poll() is None and time.monotonic() - t0 < 60, "nothing found within 60 s"
+            time.sleep(0.05)
+        t_term = time.monotonic()
+        proc.send_signal(signal.SIGTERM)       # possibly mid-shrink
+        rc = proc.wait(timeout=30)
+        took = time.monotonic() - t_term
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert took < 15, f"SIGTERM took {took:.1f} s to end the campaign"
+    assert rc == 1, proc.stderr.read()
+    doc = json.loads((tmp_path / "fuzz.json").read_text())
+    assert "trace:i32.le_u:broken-le-u" in {f["signature"] for f in doc["findings"]}
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["programs"] > 0
+
+
+def test_hanging_plugin_stalls_nothing(tmp_path):
+    """A declared command backend that never answers: its timeout_s applies
+    in a campaign as in verify, the hang is a finding, the campaign ends."""
+    (tmp_path / "isowasm-backends.yaml").write_text(
+        f"backends:\n  hangs:\n    command: [{sys.executable}, -c, 'import time; time.sleep(600)']\n"
+        f"    timeout_s: 1\n")
+    cmd = _fuzz_cmd(tmp_path, "--time", "8s", "--programs", "32", "--shrink-seconds", "3",
+                    "--backends", "reference,wasmtime,hangs")
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert time.monotonic() - t0 < 90, "the campaign was stalled by the hanging plug-in"
+    assert p.returncode == 1, p.stderr
+    doc = json.loads((tmp_path / "fuzz.json").read_text())
+    reports = " ".join(f["report"] for f in doc["findings"])
+    assert "no answer within its timeout of 1 s" in reports, doc["findings"]

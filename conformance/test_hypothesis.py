@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conformance import hypothesis_profiles as profiles
 from conformance.conftest import backend_params
-from conformance.strategies import Module, modules, render
+from isowasm.fuzz.generators import Module, modules, render
 from isowasm.backends import available_backends
 from isowasm.backends.base import Case
-from spec.result import BUDGET, TRAPPED
+from isowasm.spec.result import BUDGET, TRAPPED
 
 try:
     from isowasm.toolchain import compile_source
@@ -153,7 +153,7 @@ def test_generator_programs_are_valid_and_terminate(fuel_engine, m):
 
 def test_generator_covers_the_subset():
     """Every op and construct of the i32 subset occurs in a few hundred programs."""
-    from conformance.strategies import ALL_CONSTRUCTS, constructs, examples
+    from isowasm.fuzz.generators import ALL_CONSTRUCTS, constructs, examples
     seen: set[str] = set()
     for m in examples(0, 300) + examples(0, 100, force_traps=True):
         seen |= constructs(m)
@@ -161,7 +161,7 @@ def test_generator_covers_the_subset():
 
 
 def test_generator_is_deterministic():
-    from conformance.strategies import examples
+    from isowasm.fuzz.generators import examples
     a = [render(m) for m in examples(7, 5)]
     b = [render(m) for m in examples(7, 5)]
     assert a == b
@@ -213,8 +213,8 @@ class _NoCarry:
     def run(self, case, *, max_steps, trace="none", **kw):
         import hashlib
 
-        from spec.reference import run_reference
-        from spec.trace import annotate_lines
+        from isowasm.spec.reference import run_reference
+        from isowasm.spec.trace import annotate_lines
         r = run_reference(case.program, max_steps=max_steps, trace="text")
         names = case.program.names
         lines = r.trace.split("\n")

@@ -20,7 +20,7 @@ import pytest
 import wasmtime
 
 from isowasm.toolchain import compile_wasm
-from spec.reference import run_reference
+from isowasm.spec.reference import run_reference
 
 # wasmtime turns wasm traps into signals caught by handlers it installs with
 # its first Engine. When an Engine exists before pytest enables faulthandler

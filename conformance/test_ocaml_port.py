@@ -12,10 +12,10 @@ import subprocess
 import pytest
 
 from isowasm.backends.base import BackendUnavailable, Case
-from spec import table
-from spec.errors import ProgramError
-from spec.program import Program, format_program, parse_program
-from spec.reference import run_reference
+from isowasm.spec import table
+from isowasm.spec.errors import ProgramError
+from isowasm.spec.program import Program, format_program, parse_program
+from isowasm.spec.reference import run_reference
 
 try:
     from isowasm.backends.ocaml import OcamlBackend, ocaml_binary

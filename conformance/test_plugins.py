@@ -14,7 +14,7 @@ import pytest
 from conformance.conftest import backend
 from isowasm.backends import available_backends, get_backend
 from isowasm.backends.external import CommandBackend
-from isowasm.examples import load_examples
+from isowasm.suites.examples import load_examples
 from isowasm.runner import compare_case
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def test_failing_command_is_reported_not_crashing(tmp_path, monkeypatch):
 
 
 def test_cli_verifies_an_external_backend(backends_file):
-    p = subprocess.run([sys.executable, "-m", "isowasm.cli", "verify", "--backends", "reference", "ext-wrong",
-                        "--programs", "hello", "fibonacci", "--json", ""],
+    p = subprocess.run([sys.executable, "-m", "isowasm.cli", "verify", "--backends", "reference,ext-wrong",
+                        "--examples", "hello,fibonacci", "--json", ""],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert p.returncode == 1 and "VERIFY_FAIL" in p.stdout and "traces diverge at token" in p.stdout

@@ -4,7 +4,7 @@ backend diverge, in the compliance suite's YAML format (one file per
 finding, its category the file's stem), with the expected output and status
 from wasmtime. Every case runs on every available backend, compared with the
 reference executor, wasmtime and its own expectation, exactly like a
-compliance case (conformance/compliance.py's loader and builder).
+compliance case (isowasm/suites/compliance.py's loader and builder).
 
 The regressions are kept apart from the compliance suite: its 115 cases and
 13 categories do not change when a campaign finds something.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.compliance import ROOT as COMPLIANCE_ROOT
-from conformance.compliance import CaseFileError, build_case, load_cases, load_file
+from isowasm.suites.compliance import ROOT as COMPLIANCE_ROOT
+from isowasm.suites.compliance import CaseFileError, build_case, load_cases, load_file
 from conformance.conftest import backend, backend_params
 from isowasm.runner import compare_case
 

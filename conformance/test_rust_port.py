@@ -13,10 +13,10 @@ import pytest
 
 from isowasm.backends import required_backends
 from isowasm.backends.base import BackendUnavailable, Case
-from spec import table
-from spec.errors import ProgramError
-from spec.program import Program, format_program, parse_program
-from spec.reference import run_reference
+from isowasm.spec import table
+from isowasm.spec.errors import ProgramError
+from isowasm.spec.program import Program, format_program, parse_program
+from isowasm.spec.reference import run_reference
 
 try:
     import isowasm_rust

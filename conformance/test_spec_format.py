@@ -7,10 +7,10 @@ import hashlib
 
 import pytest
 
-from spec.errors import ProgramError
-from spec.program import Program, format_program, input_line, parse_program
-from spec.reference import run_reference
-from spec.trace import annotate_lines, count_tokens
+from isowasm.spec.errors import ProgramError
+from isowasm.spec.program import Program, format_program, input_line, parse_program
+from isowasm.spec.reference import run_reference
+from isowasm.spec.trace import annotate_lines, count_tokens
 
 LOOP = """{
 i32.const 00 00 00 00
@@ -102,8 +102,8 @@ def test_token_counts_agree_untraced():
 def test_memoised_formatting_and_rendering_are_exact():
     # format_program memoises instruction lines and the trace sink memoises
     # renderers across programs: neither may change a byte.
-    from spec.program import imm_bytes
-    from spec.trace import value_bytes
+    from isowasm.spec.program import imm_bytes
+    from isowasm.spec.trace import value_bytes
 
     names = ["i32.const", "i32.const", "i32.add", "local.tee", "drop", "halt"]
     for k in range(3):

@@ -13,9 +13,9 @@ import pytest
 
 from conformance.conftest import backend, backend_params
 from isowasm.backends.base import Case
-from spec import table
-from spec.program import Program, imm_bytes
-from spec.trace import annotate_lines, commit_token, value_bytes
+from isowasm.spec import table
+from isowasm.spec.program import Program, imm_bytes
+from isowasm.spec.trace import annotate_lines, commit_token, value_bytes
 
 M = 0xFFFFFFFF
 OPS = {o["name"]: o for o in table.ops()}

@@ -20,8 +20,8 @@ import wasmtime
 from isowasm.backends.base import Case
 from isowasm.backends.wasmtime_backend import WasmtimeBackend
 from isowasm.toolchain import CompileError, cli_compile, compile_file, compile_source, compile_wasm
-from spec.program import parse_program, format_program
-from spec.reference import run_reference
+from isowasm.spec.program import parse_program, format_program
+from isowasm.spec.reference import run_reference
 
 # See test_lowering.py: give wasmtime its trap handlers back.
 if faulthandler.is_enabled():

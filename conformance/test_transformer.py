@@ -13,9 +13,9 @@ import pytest
 from conformance.conftest import assert_same_run
 
 from isowasm.backends.base import Case
-from spec import table
-from spec.program import Program, format_program, load_program, parse_program
-from spec.reference import run_reference
+from isowasm.spec import table
+from isowasm.spec.program import Program, format_program, load_program, parse_program
+from isowasm.spec.reference import run_reference
 
 PROG_DIR = Path(__file__).resolve().parent.parent / "transformer" / "programs"
 PROGRAMS = sorted(p.stem for p in PROG_DIR.glob("*.prog"))
@@ -33,7 +33,7 @@ def _check(backend, prog: Program, budget: int = BUDGET):
 
 @pytest.fixture(scope="module")
 def graph_backend():
-    from transformer.backends import GraphBackend
+    from isowasm.transformer.backends import GraphBackend
     return GraphBackend()
 
 
@@ -41,13 +41,13 @@ def graph_backend():
 def built(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("safetensors")
-    from transformer.build import build
+    from isowasm.transformer.build import build
     return build(tmp_path_factory.mktemp("tf"))
 
 
 @pytest.fixture(scope="module")
 def torch_backend(built):
-    from transformer.backends import TorchBackend
+    from isowasm.transformer.backends import TorchBackend
     return TorchBackend(str(built))
 
 
@@ -72,8 +72,8 @@ def test_torch_speculative_decoding_is_greedy_whatever_the_draft(built):
     """The torch backend checks a draft a chunk at a time; the tokens must be
     the model's own greedy choices for any draft: right, wrong from some
     token on, too short, or empty."""
-    from transformer.backends import decode, prompt_tokens
-    from transformer.model import load_model
+    from isowasm.transformer.backends import decode, prompt_tokens
+    from isowasm.transformer.model import load_model
     model = load_model(str(built))
     prog = load_program(str(PROG_DIR / "calls.prog"))
     ref = run_reference(prog, trace="text", max_steps=BUDGET)
@@ -174,7 +174,7 @@ def test_torch_random_programs_more(torch_backend, seed):
 
 @pytest.mark.slow
 def test_graph_call_depth_trap(graph_backend):
-    from transformer.programs.make import asm
+    from isowasm.transformer.programs.make import asm
     prog = asm("""
         call f
         halt
@@ -189,13 +189,13 @@ def test_graph_call_depth_trap(graph_backend):
 @pytest.mark.slow
 def test_graph_stack_overflow_trap(graph_backend):
     """65536 pushes (334k tokens): the resource trap, and slot keys up to 2**16."""
-    from transformer.programs.make import asm
+    from isowasm.transformer.programs.make import asm
     res = _check(graph_backend, asm("top:\n" + "i32.const 7\n" * 64 + "br top\n"), 10 ** 6)
     assert res.trap == "stack_overflow"
 
 
 # ---- programs from the toolchain (C examples) ---------------------------------
-EXAMPLES = Path(__file__).resolve().parent / "examples"
+from isowasm.suites.examples import EXAMPLES  # noqa: E402
 
 
 def _example(name: str, data: bytes):
@@ -267,9 +267,9 @@ def _plain_forward(weights_dir: Path, ids):
 def test_rebuilt_forward_matches_module(built):
     import torch
 
-    from transformer import vocab
-    from transformer.backends import prompt_tokens
-    from transformer.model import load_model
+    from isowasm.transformer import vocab
+    from isowasm.transformer.backends import prompt_tokens
+    from isowasm.transformer.model import load_model
     prog = load_program(str(PROG_DIR / "loop.prog"))
     ref = run_reference(prog, trace="text", max_steps=12)
     toks = prompt_tokens(prog) + ref.trace.split()[len(prog.input) + 2:]
@@ -287,7 +287,7 @@ def test_rebuilt_forward_matches_module(built):
 
 
 def test_build_is_deterministic(built, tmp_path):
-    from transformer.build import build, sha256
+    from isowasm.transformer.build import build, sha256
     again = build(tmp_path / "again")
     assert sha256(again / "model.safetensors") == sha256(built / "model.safetensors")
     assert (again / "config.json").read_text() == (built / "config.json").read_text()
@@ -298,24 +298,24 @@ def test_build_is_deterministic_across_processes(built, tmp_path):
     import subprocess
     import sys
 
-    from transformer.build import sha256
+    from isowasm.transformer.build import sha256
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    subprocess.run([sys.executable, "-m", "transformer.build", str(tmp_path / "p")], cwd=root, env=env,
+    subprocess.run([sys.executable, "-m", "isowasm.transformer.build", str(tmp_path / "p")], cwd=root, env=env,
                    check=True, capture_output=True)
     assert sha256(tmp_path / "p" / "model.safetensors") == sha256(built / "model.safetensors")
 
 
 def test_info(built):
-    from transformer.info import format_info, model_info
+    from isowasm.transformer.info import format_info, model_info
     info = model_info(built)
     assert info["n_layers"] == info["schedule"]["layers_lower_bound"]
     assert info["parameters"] > 0 and "layer 1" in format_info(info)
 
 
 def test_branch_to_input_base_is_outside_the_horizon(graph_backend):
-    from transformer.backends import Unsupported
-    from transformer.programs.make import asm
+    from isowasm.transformer.backends import Unsupported
+    from isowasm.transformer.programs.make import asm
     prog = asm("""
         top:
         input_base 0
@@ -331,8 +331,8 @@ def test_running_sums_stay_within_the_snap_margin():
     real trace, n * mean (as softmax-weighted sums compute it) must stay far
     within the 0.5 margin of the snap (and of the pc fetch)."""
     torch = pytest.importorskip("torch")
-    from transformer import vocab
-    from transformer.backends import prompt_tokens
+    from isowasm.transformer import vocab
+    from isowasm.transformer.backends import prompt_tokens
     prog = _example("fibonacci", b"50")
     ref = run_reference(prog, trace="text", max_steps=10 ** 6)
     toks = prompt_tokens(prog) + ref.trace.split()[len(prog.input) + 2:]
@@ -357,7 +357,7 @@ def test_torch_device_without_cuda_is_a_clear_unavailability(built, monkeypatch)
     import torch
 
     from isowasm.backends.base import BackendUnavailable
-    from transformer.backends import TorchBackend
+    from isowasm.transformer.backends import TorchBackend
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     monkeypatch.setenv("ISOWASM_TORCH_DEVICE", "cuda")
@@ -369,11 +369,11 @@ class _Babbler:
     """A model that never ends a step (a broken construction's worst case)."""
 
     def __init__(self):
-        from transformer.backends import Decoder
+        from isowasm.transformer.backends import Decoder
         self.__class__ = type("Babbler", (_Babbler, Decoder), {})
 
     def next_id(self):
-        from transformer import vocab
+        from isowasm.transformer import vocab
         return vocab.INDEX["00"]
 
     def feed_ids(self, ids):
@@ -384,8 +384,8 @@ class _Babbler:
 
 
 def test_a_model_that_leaves_the_trace_format_stops_malformed():
-    from spec.result import MALFORMED, MAX_STEP_TOKENS
-    from transformer.backends import decode
+    from isowasm.spec.result import MALFORMED, MAX_STEP_TOKENS
+    from isowasm.transformer.backends import decode
     prog = load_program(str(PROG_DIR / "arith.prog"))
     res = decode(_Babbler(), Case("t", prog), max_steps=10 ** 9, trace="text", backend="babbler")
     assert res.status == MALFORMED
@@ -404,7 +404,7 @@ def test_divergence_report_shows_each_heads_winner_and_margin(built, tmp_path):
 
     from isowasm.backends import get_backend
     from isowasm.runner import compare_case
-    from transformer.backends import TorchBackend
+    from isowasm.transformer.backends import TorchBackend
     broken = tmp_path / "broken"
     shutil.copytree(built, broken)
     cfg = json.loads((broken / "config.json").read_text())

@@ -4,14 +4,16 @@ generated programs. Prints a program × implementation matrix ("match" or the
 first divergence) and a last line ISO_EQUIV_OK, ISO_EQUIV_FAIL, or
 ISO_EQUIV_INCOMPLETE (exit 3) when --max-tokens left programs out.
 
-    python -m isowasm.iso_equiv [--backends reference rust ocaml wasmtime] [--suites ...]
+    isowasm iso-equiv [--backends reference,rust,ocaml,wasmtime] [--suites ...]
+
+(also `python -m isowasm.iso_equiv`). The suites ship inside isowasm, so it
+runs from any directory, against any backend a plug-in declares.
 
 ci/iso_equiv.sh builds every port from scratch and then runs this.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -19,7 +21,7 @@ import time
 from isowasm.atomic import atomic_write_json
 from isowasm.backends import available_backends, get_backend, required_backends
 from isowasm.runner import compare_case
-from spec.errors import IsowasmError
+from isowasm.spec.errors import IsowasmError
 
 SUITES = ("examples", "compliance", "generated")
 
@@ -27,17 +29,17 @@ SUITES = ("examples", "compliance", "generated")
 def _cases(suite: str, count: int, seed: int):
     """(name, case builder, budget, trace mode) for one suite."""
     if suite == "examples":
-        from isowasm.examples import load_examples
+        from isowasm.suites.examples import load_examples
 
         for ex in load_examples():
             yield f"examples/{ex.name}", ex.case, ex.max_steps, "digest"
     elif suite == "compliance":
-        from conformance.compliance import build_case, load_cases
+        from isowasm.suites.compliance import build_case, load_cases
 
         for cc in load_cases():
             yield f"compliance/{cc.category}/{cc.name}", (lambda cc=cc: build_case(cc)), cc.max_steps, "text"
     elif suite == "generated":
-        from conformance.strategies import examples, render
+        from isowasm.fuzz.generators import examples, render
         from isowasm.backends.base import Case
         from isowasm.toolchain import compile_source
 
@@ -76,7 +78,7 @@ def _compare(i: int) -> dict:
     except IsowasmError as e:
         return {"program": pname, "error": f"build error: {e}", "seconds": 0.0}
     if _LIMIT["max_tokens"]:
-        from spec.reference import run_reference
+        from isowasm.spec.reference import run_reference
 
         n = run_reference(case.program, max_steps=budget).tokens
         if n > _LIMIT["max_tokens"]:
@@ -97,8 +99,13 @@ def _compare(i: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="equivalence matrix of all implementations")
-    ap.add_argument("--backends", nargs="*")
+    from isowasm.cli import ArgumentParser, backend_names
+
+    ap = ArgumentParser(prog="isowasm iso-equiv", description=(
+        "Equivalence matrix of all implementations over the shipped suites. Exit status: 0 all "
+        "agree, 1 a divergence, 2 usage error, 3 programs left out (--max-tokens)."))
+    ap.add_argument("--backends", nargs="*", help="space- or comma-separated (default: every "
+                                                  "available non-heavy backend)")
     ap.add_argument("--suites", nargs="*", default=list(SUITES))
     ap.add_argument("--count", type=int, default=40, help="generated programs")
     ap.add_argument("--seed", type=int, default=20261124)
@@ -109,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write the matrix, with tokens and times, as JSON")
     args = ap.parse_args(argv)
     try:
+        args.backends = backend_names(args.backends)
+        unknown = [s for s in args.suites if s not in SUITES]
+        if unknown:
+            raise IsowasmError(f"unknown suite(s) {', '.join(unknown)} (known: {', '.join(SUITES)})")
         if args.backends:
             backends = [get_backend(n) for n in args.backends]
         else:
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise IsowasmError(f"--jobs {args.jobs}: must be at least 1")
     except IsowasmError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         print("ISO_EQUIV_FAIL")
         return 2
     _BACKENDS[:] = backends

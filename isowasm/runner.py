@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from isowasm.backends.base import Backend, Case
-from spec import table
-from spec.program import Program
-from spec.result import BUDGET, TRAPPED, RunResult
-from spec.trace import annotate_lines
+from isowasm.spec import table
+from isowasm.spec.program import Program
+from isowasm.spec.errors import ResourceLimit
+from isowasm.spec.result import BUDGET, TRAPPED, RunResult
+from isowasm.spec.trace import annotate_lines
 
 CONTEXT_LINES = 3
 
@@ -36,6 +37,8 @@ class Comparison:
         self.failed.add(backend)
 
     def verdict(self, backend: str) -> str:
+        if backend not in self.results and any(i.startswith(backend + " ") for i in self.inconclusive):
+            return "inconclusive"
         if backend not in self.results:
             return "error" if backend in self.failed else "n/a"
         if backend in self.failed:
@@ -54,7 +57,7 @@ class Comparison:
         for name, r in self.results.items():
             tok = f", {r.tokens} tokens" if r.tokens is not None else ""
             steps = f", {r.steps} steps" if r.steps is not None else ""
-            lines.append(f"  {name:>18}: {r.status_line()}{steps}{tok}, output {_show(r.output)}")
+            lines.append(f"  {name:>18}: {r.status_line()}{steps}{tok}, output {show_bytes(r.output)}")
         lines += [f"  PROBLEM: {p}" for p in self.problems]
         lines += [f"  inconclusive: {p}" for p in self.inconclusive]
         return "\n".join(lines)
@@ -88,9 +91,15 @@ class Divergence:
         return "\n".join(out)
 
 
-def _show(b: bytes, limit: int = 60) -> str:
-    s = repr(b[:limit])
-    return s + (f"... ({len(b)} bytes)" if len(b) > limit else "")
+def show_bytes(b: bytes, limit: int | None = 60) -> str:
+    """Output bytes exactly, as a quoted string: printable ASCII as itself,
+    everything else (newline included) as \\xNN, so no decoding hides a byte."""
+    part = b if limit is None else b[:limit]
+    s = "".join(chr(c) if 0x20 <= c < 0x7f and c not in (0x22, 0x5c) else f"\\x{c:02x}" for c in part)
+    more = f"... ({len(b)} bytes)" if limit is not None and len(b) > limit else ""
+    return f'"{s}"{more}'
+
+
 
 
 def expected_status(r: RunResult) -> str:
@@ -161,6 +170,8 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
         seen.add(b.name)
         try:
             cmp.results[b.name] = _run(b, case, max_steps, trace)
+        except ResourceLimit as e:   # the implementation's own limit: not a verdict
+            cmp.inconclusive.append(f"{b.name} stopped at a resource limit: {e}")
         except Exception as e:  # a crashing backend is a finding, not a harness crash
             cmp.fail(b.name, f"{b.name} raised {type(e).__name__}: {e}")
     by_name = {b.name: b for b in backends}
@@ -176,7 +187,7 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
             if case.expect_status is not None and expected_status(r) != case.expect_status:
                 cmp.fail(name, f"{name}: status {expected_status(r)}, expected {case.expect_status}")
             if case.expect_output is not None and r.output != case.expect_output:
-                cmp.fail(name, f"{name}: output {_show(r.output)}, expected {_show(case.expect_output)}")
+                cmp.fail(name, f"{name}: output {show_bytes(r.output)}, expected {show_bytes(case.expect_output)}")
 
     # 2. Ground truth.
     if truth is not None:
@@ -185,12 +196,12 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
             if _inconclusive_status(r) or _inconclusive_status(truth):
                 cmp.inconclusive.append(f"{name} {expected_status(r)} vs wasmtime {expected_status(truth)}")
                 if r.output[:len(truth.output)] != truth.output[:len(r.output)]:
-                    cmp.fail(name, f"{name}: output {_show(r.output)} is not a prefix-match of wasmtime's {_show(truth.output)}")
+                    cmp.fail(name, f"{name}: output {show_bytes(r.output)} is not a prefix-match of wasmtime's {show_bytes(truth.output)}")
                 continue
             if expected_status(r) != expected_status(truth):
                 cmp.fail(name, f"{name}: status {expected_status(r)}, wasmtime {expected_status(truth)}")
             if r.output != truth.output:
-                cmp.fail(name, f"{name}: output {_show(r.output)}, wasmtime {_show(truth.output)}")
+                cmp.fail(name, f"{name}: output {show_bytes(r.output)}, wasmtime {show_bytes(truth.output)}")
 
     # 3. Machine traces, byte for byte.
     if len(machines) >= 2:

@@ -1,10 +1,10 @@
 """The isowasm machine: its written form (MACHINE.md, machine.yaml) and the
 Python reference executor, the executable specification."""
 
-from spec.errors import IsowasmError, ProgramError
-from spec.program import Program, parse_program, format_program
-from spec.result import RunResult
-from spec.reference import run_reference
+from isowasm.spec.errors import IsowasmError, ProgramError
+from isowasm.spec.program import Program, parse_program, format_program
+from isowasm.spec.result import RunResult
+from isowasm.spec.reference import run_reference
 
 __all__ = [
     "IsowasmError",

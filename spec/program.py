@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from spec import table
-from spec.errors import ProgramError
+from isowasm.spec import table
+from isowasm.spec.errors import ProgramError
 
 OP_NAMES: list[str] = table.op_names() + ["input_base"]
 OPCODE: dict[str, int] = {n: i for i, n in enumerate(OP_NAMES)}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
-from spec import table
-from spec.program import Program
-from spec.result import BUDGET, HALTED, TRAPPED, RunResult
-from spec.trace import TRAP_EVENT, TraceSink
+from isowasm.spec import table
+from isowasm.spec.program import Program
+from isowasm.spec.result import BUDGET, HALTED, TRAPPED, RunResult
+from isowasm.spec.trace import TRAP_EVENT, TraceSink
 
 M32 = 0xFFFFFFFF
 _LIM = table.limits()

@@ -1,7 +1,7 @@
 """The trace as text (spec/MACHINE.md §5): how each op's step is written as
 tokens, the canonical form, the SHA-256 digest and its checkpoints.
 
-The token layout of every op is derived from spec/machine.yaml (`emit`,
+The token layout of every op is derived from isowasm.spec/machine.yaml (`emit`,
 `commit`, `width`), so the table and the Python implementation cannot drift.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-from spec import table
-from spec.program import INPUT_BASE, Program, imm_bytes, input_line
+from isowasm.spec import table
+from isowasm.spec.program import INPUT_BASE, Program, imm_bytes, input_line
 
 TRAP_EVENT = -1  # value slot of an event that records a trap; flags = trap index
 TERMINALS = ("commit(", "out(", "halt", "trap(", "branch_taken", "call_commit", "return_commit")
@@ -155,7 +155,7 @@ class TraceSink:
 
 def canonical_file(prog: Program, trace_text: str) -> str:
     """The canonical reference file: instructions, then the trace."""
-    from spec.program import format_instructions
+    from isowasm.spec.program import format_instructions
 
     return format_instructions(prog) + trace_text
 

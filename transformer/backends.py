@@ -13,9 +13,9 @@ import os
 import time
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.program import format_program, input_line
-from spec.result import BUDGET, HALTED, MALFORMED, MAX_STEP_TOKENS, TRAPPED, RunResult
-from transformer import vocab
+from isowasm.spec.program import format_program, input_line
+from isowasm.spec.result import BUDGET, HALTED, MALFORMED, MAX_STEP_TOKENS, TRAPPED, RunResult
+from isowasm.transformer import vocab
 
 _MACHINE = None
 
@@ -24,7 +24,7 @@ def machine():
     """The machine graph (built once per process)."""
     global _MACHINE
     if _MACHINE is None:
-        from transformer.machine import Machine
+        from isowasm.transformer.machine import Machine
         _MACHINE = Machine()
     return _MACHINE
 
@@ -121,8 +121,8 @@ class GraphModel(Decoder):
     def __init__(self):
         import numpy as np
 
-        from transformer.graph import Evaluator
-        from transformer.machine import readout
+        from isowasm.transformer.graph import Evaluator
+        from isowasm.transformer.machine import readout
         m = machine()
         self.m = m
         self.ev = Evaluator(m.g)
@@ -277,7 +277,7 @@ def decode(model: Decoder, case: Case, *, max_steps: int, trace: str, progress=N
 def explain_divergence(model, case: Case, div) -> str:
     """Each head's winner and margin at the divergent position, in the
     float64 module of the weights (transformer.explain)."""
-    from transformer.explain import explain
+    from isowasm.transformer.explain import explain
     return explain(model, case.program, div.trace_a, div.token_index, div.token_b)
 
 
@@ -285,7 +285,7 @@ def weights_model(path: str | None = None):
     """The built weights as the PyTorch module (for explanations), or None
     without torch."""
     try:
-        from transformer.model import load_model
+        from isowasm.transformer.model import load_model
     except ImportError:
         return None
     return load_model(path)
@@ -296,6 +296,7 @@ class GraphBackend(Backend):
 
     name = "transformer-graph"
     heavy = True
+    default_max_steps = 60_000         # ~1K steps/s, evaluated node by node
 
     def explain(self, case: Case, divergence) -> str | None:
         model = weights_model()
@@ -317,6 +318,7 @@ class TorchBackend(Backend):
 
     name = "transformer-torch"
     heavy = True
+    default_max_steps = 10_000         # dense attention: O(n) per token
 
     def __init__(self, path: str | None = None, draft: bool = True, device: str | None = None):
         try:
@@ -324,7 +326,7 @@ class TorchBackend(Backend):
             import safetensors  # noqa: F401
         except ImportError as e:
             raise BackendUnavailable(f"transformer-torch needs torch and safetensors: {e}") from None
-        from transformer.model import load_model
+        from isowasm.transformer.model import load_model
         # the dense O(n) attention per token is what limits this backend: on
         # a GPU (ISOWASM_TORCH_DEVICE=cuda) the long programs come in reach
         device = device or os.environ.get("ISOWASM_TORCH_DEVICE", "cpu")
@@ -341,7 +343,7 @@ class TorchBackend(Backend):
         self.drafter = None
         if draft:
             try:
-                from transformer.engine_backend import EngineBackend
+                from isowasm.transformer.engine_backend import EngineBackend
                 self.drafter = EngineBackend(path)
             except BackendUnavailable:
                 pass   # no engine: token-by-token decoding

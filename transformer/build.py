@@ -1,5 +1,7 @@
 """Lowers the machine graph to weights: numpy float64 arrays saved as
-safetensors, plus a JSON config. `python3 -m transformer.build [outdir]`.
+safetensors, plus a JSON config. `python3 -m isowasm.transformer.build [outdir]`;
+without outdir, into the user's cache (`model_dir()`), so an installed
+isowasm never writes into its own installation.
 
 Residual stream: each graph node (token feature, positional feature, head
 output, FFN node) owns a dimension from the sub-layer that writes it to its
@@ -34,13 +36,32 @@ from pathlib import Path
 
 import numpy as np
 
-from transformer import vocab
-from transformer.graph import Lin
-from transformer.machine import Machine, readout
-from transformer.schedule import schedule
+from isowasm.transformer import vocab
+from isowasm.transformer.graph import Lin
+from isowasm.transformer.machine import Machine, readout
+from isowasm.transformer.schedule import schedule
 
 ATTN_SCALE = 2.0 ** 36
-BUILD_DIR = Path(__file__).parent / "build"
+
+
+def model_dir() -> Path:
+    """$ISOWASM_MODEL_DIR, else a cache directory named after a hash of the
+    construction's sources and the machine table: weights built by another
+    version of the construction are never picked up."""
+    env = os.environ.get("ISOWASM_MODEL_DIR")
+    if env:
+        return Path(env)
+    from isowasm.toolchain.frontend import cache_dir
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(here.glob("*.py")) + [here.parent / "spec" / "machine.yaml"]:
+        if p.exists():
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return cache_dir() / f"model-{h.hexdigest()[:16]}"
+
+
+BUILD_DIR = model_dir()
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.program import input_line
-from spec.result import RunResult
-from transformer import vocab
-from transformer.backends import Decoder, check_supported, decode, prompt_tokens
+from isowasm.spec.errors import ResourceLimit
+from isowasm.spec.program import input_line
+from isowasm.spec.result import RunResult
+from isowasm.transformer import vocab
+from isowasm.transformer.backends import Decoder, check_supported, decode, prompt_tokens
 
-NOT_BUILT = "transformer engine not built: run `make engine`"
+NOT_BUILT = ("transformer engine not built: `pip install ./transformer/engine` from an "
+             "isowasm checkout (`make engine`)")
 
 _ENGINES: dict = {}
 
@@ -38,7 +40,7 @@ def load_engine(path: str | Path | None = None):
     """The loaded model (one per build directory and process); builds the
     weights first when they are missing."""
     mod = _module()
-    from transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
+    from isowasm.transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
     d = Path(path) if path else BUILD_DIR
     key = str(d.resolve())
     if key not in _ENGINES:
@@ -81,19 +83,27 @@ class EngineBackend(Backend):
 
     name = "transformer"
     heavy = False
+    # ~40K steps/s (200K tokens/s) sequential; at most 6 tokens a step keeps
+    # 2M steps inside the engine's 2**24-position horizon
+    default_max_steps = 2_000_000
 
     def __init__(self, path: str | None = None):
         self.path = path
         self.engine, self.cfg = load_engine(path)
 
     def explain(self, case: Case, divergence) -> str | None:
-        from transformer.backends import explain_divergence, weights_model
+        from isowasm.transformer.backends import explain_divergence, weights_model
         model = weights_model(self.path)
         return explain_divergence(model, case, divergence) if model is not None else None
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
-        return decode(EngineSession(self.engine, self.cfg), case, max_steps=max_steps, trace=trace,
-                      progress=progress, backend=self.name)
+        try:
+            return decode(EngineSession(self.engine, self.cfg), case, max_steps=max_steps, trace=trace,
+                          progress=progress, backend=self.name)
+        except RuntimeError as e:
+            if "horizon" in str(e):
+                raise ResourceLimit(f"{self.name}: {e}") from None
+            raise
 
 
 def verify_trace(case: Case, trace_text: str, path: str | None = None, threads: int = 2) -> dict:

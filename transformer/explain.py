@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 
-from spec.program import format_instructions
-from transformer import vocab
+from isowasm.spec.program import format_instructions
+from isowasm.transformer import vocab
 
 MAX_POSITIONS = int(os.environ.get("ISOWASM_EXPLAIN_MAX_POSITIONS", 40_000))
 PREFILL = 512

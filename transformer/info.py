@@ -9,7 +9,7 @@ from pathlib import Path
 def model_info(path: str | Path | None = None) -> dict:
     """Dimensions, parameter count and per-layer use of heads and neurons.
     Reads the built config when there is one, else lowers the graph."""
-    from transformer.build import BUILD_DIR, CONFIG, lower
+    from isowasm.transformer.build import BUILD_DIR, CONFIG, lower
     d = Path(path) if path else BUILD_DIR
     if (d / CONFIG).exists():
         cfg = json.loads((d / CONFIG).read_text())

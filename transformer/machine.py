@@ -41,10 +41,10 @@ commit: that case's kind neuron has weight 2, so it outweighs the first step.
 
 from __future__ import annotations
 
-from spec import table
-from spec.program import OP_NAMES
-from transformer import vocab
-from transformer.graph import Graph, Lin
+from isowasm.spec import table
+from isowasm.spec.program import OP_NAMES
+from isowasm.transformer import vocab
+from isowasm.transformer.graph import Graph, Lin
 
 LIM = table.limits()
 MEM = LIM["memory_bytes"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from transformer import vocab
-from transformer.backends import Decoder
+from isowasm.transformer import vocab
+from isowasm.transformer.backends import Decoder
 
 PREFILL_CHUNK = 256
 
@@ -205,7 +205,7 @@ def load_model(path: str | Path | None = None, build_if_missing: bool = True,
                device: str = "cpu") -> AnalyticTransformer:
     from safetensors.torch import load_file
 
-    from transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
+    from isowasm.transformer.build import BUILD_DIR, CONFIG, WEIGHTS, build
     d = Path(path) if path else BUILD_DIR
     if not (d / WEIGHTS).exists():
         if not build_if_missing:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformer.graph import Graph
+from isowasm.transformer.graph import Graph
 
 
 @dataclass

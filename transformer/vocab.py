@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from spec import table
-from spec.program import OP_NAMES
-from spec.trace import out_token
+from isowasm.spec import table
+from isowasm.spec.program import OP_NAMES
+from isowasm.spec.trace import out_token
 
 SDS = (1, 0, -1, -2)
 OPCODE_BITS = 6

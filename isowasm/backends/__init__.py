@@ -17,9 +17,9 @@ BUILTIN = {
     "wasmtime": "isowasm.backends.wasmtime_backend:WasmtimeBackend",
     "rust": "isowasm.backends.rust:RustBackend",
     "ocaml": "isowasm.backends.ocaml:OcamlBackend",
-    "transformer": "transformer.engine_backend:EngineBackend",
-    "transformer-graph": "transformer.backends:GraphBackend",
-    "transformer-torch": "transformer.backends:TorchBackend",
+    "transformer": "isowasm.transformer.engine_backend:EngineBackend",
+    "transformer-graph": "isowasm.transformer.backends:GraphBackend",
+    "transformer-torch": "isowasm.transformer.backends:TorchBackend",
 }
 
 
@@ -77,6 +77,15 @@ def available_backends() -> dict[str, Backend | str]:
     return out
 
 
+def default_budget(backends) -> int:
+    """The step budget for a run that names none: the least of the backends'
+    own defaults (Backend.default_max_steps), else the machine table's."""
+    from isowasm.spec import table
+
+    own = [b.default_max_steps for b in backends if getattr(b, "default_max_steps", None)]
+    return min(own, default=table.limits()["default_max_steps"])
+
+
 def required_backends() -> set[str]:
     """Backends that must be available (ISOWASM_REQUIRE_BACKENDS, comma-separated):
     CI sets it so a port that failed to build fails the run instead of being
@@ -86,4 +95,4 @@ def required_backends() -> set[str]:
 
 
 __all__ = ["Backend", "BackendUnavailable", "Case", "get_backend", "available_backends",
-           "known_backends", "required_backends"]
+           "default_budget", "known_backends", "required_backends"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spec.errors import IsowasmError
-from spec.program import Program
-from spec.result import RunResult
+from isowasm.spec.errors import IsowasmError
+from isowasm.spec.program import Program
+from isowasm.spec.result import RunResult
 
 
 @dataclass
@@ -42,6 +42,11 @@ class Backend:
     # layer by layer) run the shared suites only under `-m heavy`; their own
     # test module keeps a fast subset in the default run.
     heavy: bool = False
+    # The step budget when the caller names none: about a minute of this
+    # backend's own speed, so a program that never halts ends in
+    # budget-exhausted within a minute rather than hours. None: the table's
+    # default_max_steps. A comparison uses the least of its backends'.
+    default_max_steps: int | None = None
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none") -> RunResult:
         raise NotImplementedError

@@ -18,12 +18,13 @@ from pathlib import Path
 import yaml
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.errors import IsowasmError
-from spec.program import format_instructions, format_program
-from spec.result import RunResult
-from spec.trace import digest_text, summarize
+from isowasm.spec.errors import IsowasmError
+from isowasm.spec.program import format_instructions, format_program
+from isowasm.spec.result import RunResult
+from isowasm.spec.trace import digest_text, summarize
 
 DEFAULT_FILE = "isowasm-backends.yaml"
+DEFAULT_TIMEOUT_S = 60.0   # per run, in every command (spec/PLUGINS.md)
 
 
 def backends_file() -> Path | None:
@@ -55,7 +56,12 @@ class CommandBackend(Backend):
     def __init__(self, name: str, decl: dict):
         self.name = name
         self.command = [str(a) for a in decl["command"]]
-        self.timeout = float(decl.get("timeout_s", 600))
+        try:
+            self.timeout = float(decl.get("timeout_s", DEFAULT_TIMEOUT_S))
+        except (TypeError, ValueError):
+            raise IsowasmError(f"{decl['_file']}: backend {name!r}: timeout_s must be a number of seconds") from None
+        if not self.timeout > 0:
+            raise IsowasmError(f"{decl['_file']}: backend {name!r}: timeout_s must be positive")
         self.cwd = decl.get("cwd") or str(Path(decl["_file"]).resolve().parent)
         exe = self.command[0]
         if os.sep not in exe and not any((Path(d) / exe).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
@@ -68,21 +74,61 @@ class CommandBackend(Backend):
             prog_path.write_text(format_program(case.program), encoding="ascii")
             argv = [a.replace("{program}", str(prog_path)).replace("{max_steps}", str(max_steps))
                     for a in self.command]
-            try:
-                p = subprocess.run(argv, capture_output=True, timeout=self.timeout, cwd=self.cwd)
-            except subprocess.TimeoutExpired:
-                raise IsowasmError(f"backend {self.name}: no answer within {self.timeout:.0f} s") from None
+            p = run_command(self.name, argv, self.timeout, self.cwd)
         if p.returncode != 0:
-            err = p.stderr.decode("utf-8", "replace").strip().splitlines()
+            err = p.stderr.decode("utf-8", "backslashreplace").strip().splitlines()
             raise IsowasmError(f"backend {self.name}: exit status {p.returncode}: {err[-1] if err else ''}")
-        text = p.stdout.decode("ascii", "replace").replace("\r\n", "\n")
+        text = ascii_text(self.name, p.stdout).replace("\r\n", "\n")
         head = format_instructions(case.program)
         if text.startswith("{"):  # a whole reference file: its program must be ours
             if not text.startswith(head):
                 raise IsowasmError(f"backend {self.name}: echoed a different program than it was given")
             text = text[len(head):]
-        s = summarize(case.program, text)
+        try:
+            s = summarize(case.program, text)
+        except IsowasmError as e:
+            raise IsowasmError(f"backend {self.name}: {e}") from None
+        except (ValueError, IndexError, KeyError) as e:
+            raise IsowasmError(f"backend {self.name}: its trace is malformed: {e}") from None
         return RunResult(backend=self.name, status=s["status"], output=s["output"], trap=s["trap"],
                          trap_pc=s["trap_pc"], steps=s["steps"], tokens=s["tokens"],
                          trace=text if trace == "text" else None, digest=digest_text(text),
                          seconds=time.perf_counter() - t0)
+
+
+def run_command(name: str, argv: list[str], timeout: float, cwd: str | None) -> subprocess.CompletedProcess:
+    """Run a plug-in's command; past its timeout the whole process group is
+    killed (a wrapper's children too), so a hanging plug-in stalls nothing."""
+    import signal
+
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+    except OSError as e:
+        raise IsowasmError(f"backend {name}: cannot start {argv[0]}: {e.strerror}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise IsowasmError(f"backend {name}: no answer within its timeout of {timeout:g} s "
+                           f"(timeout_s in the backends file)") from None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def ascii_text(name: str, data: bytes) -> str:
+    """A trace is ASCII text (MACHINE.md §5); any other byte is the plug-in's
+    error, named with its offset and line rather than replaced."""
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise IsowasmError(f"backend {name}: its trace is not ASCII text: byte 0x{data[e.start]:02x} "
+                           f"at offset {e.start} (line {line})") from None

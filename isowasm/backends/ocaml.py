@@ -11,21 +11,33 @@ import time
 from pathlib import Path
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.errors import ProgramError
-from spec.program import format_program
-from spec.result import TRAPPED, RunResult
+from isowasm.spec.errors import ProgramError
+from isowasm.spec.program import format_program
+from isowasm.spec.result import TRAPPED, RunResult
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_BIN = REPO / "ports" / "ocaml" / "_build" / "default" / "bin" / "isowasm_ocaml.exe"
+# In a checkout (editable install) the dune build output is found beside the
+# package; an installed isowasm finds the binary on PATH or through the variable.
+CHECKOUT_BIN = (Path(__file__).resolve().parents[2] / "ports" / "ocaml" / "_build" / "default"
+                / "bin" / "isowasm_ocaml.exe")
+PATH_NAME = "isowasm-ocaml"
+NOT_BUILT = ("ocaml backend not built: in an isowasm checkout run `make ocaml` (dune build in "
+             "ports/ocaml), then put _build/default/bin/isowasm_ocaml.exe on PATH as "
+             "isowasm-ocaml or set ISOWASM_OCAML_BIN")
 TRACE_MODES = ("none", "digest", "text")
 DEFAULT_CHECKPOINT_INTERVAL = 16384
 
 
 def ocaml_binary() -> Path | None:
-    """The isowasm-ocaml executable: $ISOWASM_OCAML_BIN, else the dune build
-    output; None when neither exists."""
+    """The isowasm-ocaml executable: $ISOWASM_OCAML_BIN, else `isowasm-ocaml`
+    on PATH, else the checkout's dune build output; None when none exists."""
+    import shutil
+
     env = os.environ.get("ISOWASM_OCAML_BIN")
-    path = Path(env) if env else DEFAULT_BIN
+    if env:
+        path = Path(env)
+    else:
+        found = shutil.which(PATH_NAME)
+        path = Path(found) if found else CHECKOUT_BIN
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
@@ -41,7 +53,7 @@ class OcamlBackend(Backend):
                  checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL):
         path = Path(binary) if binary is not None else ocaml_binary()
         if path is None or not path.is_file():
-            raise BackendUnavailable("ocaml backend not built: run `make ocaml`")
+            raise BackendUnavailable(NOT_BUILT)
         self.binary = path
         self.checkpoint_interval = checkpoint_interval
         self._proc: subprocess.Popen | None = None

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
-from spec.program import format_program
-from spec.result import RunResult
+from isowasm.spec.program import format_program
+from isowasm.spec.result import RunResult
 
-_UNBUILT = "rust backend not built: run `make rust`"
+_UNBUILT = ("rust backend not built: `pip install ./ports/rust` from an isowasm checkout "
+            "(`make rust`)")
 
 
 class RustBackend(Backend):

@@ -17,8 +17,8 @@ import time
 import wasmtime
 
 from isowasm.backends.base import Backend, Case
-from spec.errors import IsowasmError
-from spec.result import BUDGET, HALTED, TRAPPED, RunResult
+from isowasm.spec.errors import IsowasmError
+from isowasm.spec.result import BUDGET, HALTED, TRAPPED, RunResult
 
 _TRAPS = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",

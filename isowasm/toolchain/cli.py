@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spec.errors import IsowasmError
-from spec.program import format_program
+from isowasm.spec.errors import IsowasmError
+from isowasm.spec.program import format_program
 
 
 def cli_compile(argv: list[str] | None = None) -> int:

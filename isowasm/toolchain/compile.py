@@ -25,8 +25,8 @@ from pathlib import Path
 from isowasm.toolchain import lowering
 from isowasm.toolchain.decode import I32, MEM_WIDTH, Function, Module, decode_module
 from isowasm.toolchain.errors import CompileError, unsupported
-from spec import table
-from spec.program import Program
+from isowasm.spec import table
+from isowasm.spec.program import Program
 
 M32 = 0xFFFFFFFF
 PAGE = 65536

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spec.errors import IsowasmError
+from isowasm.spec.errors import IsowasmError
 
 
 class CompileError(IsowasmError):

@@ -15,9 +15,9 @@ import wasmtime
 
 from isowasm.toolchain.compile import compile_bytes
 from isowasm.toolchain.errors import CompileError
-from spec.errors import IsowasmError
+from isowasm.spec.errors import IsowasmError
 from isowasm.atomic import atomic_write
-from spec.program import Program, check_input, format_instructions, parse_program
+from isowasm.spec.program import Program, check_input, format_instructions, parse_program
 
 TOOLCHAIN_DIR = Path(__file__).parent
 RUNTIME_DIR = TOOLCHAIN_DIR.parent / "runtime"
@@ -147,8 +147,10 @@ def compile_wasm(wasm: bytes, name: str = "<wasm>", input: bytes = b"") -> Progr
     try:
         wasmtime.Module.validate(_engine_(), wasm)
     except wasmtime.WasmtimeError as e:
-        first = (str(e).splitlines() or ["invalid module"])[0]
-        raise CompileError(f"{name}: invalid wasm module: {first}") from None
+        # wasmtime spreads some messages over lines (the magic-number one
+        # lists the bytes): fold it into one line rather than cut it
+        text = " ".join(str(e).split()).replace("[ ", "[").replace(", ]", "]") or "invalid module"
+        raise CompileError(f"{name}: invalid wasm module: {text}") from None
     try:
         return compile_bytes(wasm, input, name)
     except CompileError as e:

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 from isowasm.backends.base import Case  # noqa: E402
 from isowasm.backends.ocaml import OcamlBackend  # noqa: E402
-from spec.program import Program  # noqa: E402
-from spec.reference import run_reference  # noqa: E402
+from isowasm.spec.program import Program  # noqa: E402
+from isowasm.spec.reference import run_reference  # noqa: E402
 
 M32 = 0xFFFFFFFF
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spec.program import Program, format_program
+from isowasm.spec.program import Program, format_program
 
 HERE = Path(__file__).parent
 

@@ -1,5 +1,5 @@
 """The compliance suite's cases: one YAML file per category under
-conformance/compliance/, loaded and validated here.
+data/compliance/ (shipped in the package), loaded and validated here.
 
 A case file is
 
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import yaml
 
-from spec import table
-from spec.result import BUDGET, HALTED, TRAPPED
+from isowasm.spec import table
+from isowasm.spec.result import BUDGET, HALTED, TRAPPED
 
-ROOT = Path(__file__).with_name("compliance")
+ROOT = Path(__file__).resolve().parent / "data" / "compliance"
 
 # category -> number of cases; the order is the suite's order.
 CATEGORIES: dict[str, int] = {

@@ -34,7 +34,7 @@ API: `modules()` (a strategy of Module ASTs), `programs()` ((WAT, Module)
 pairs), `render(module) -> str` (the WAT text; also `str(module)`),
 `examples(seed, count)` (deterministic modules outside any test) and
 `constructs(module)` (which ops and constructs a module contains).
-Run `python -m conformance.strategies --seed 1 --count 3` to print examples.
+Run `python -m isowasm.fuzz.generators --seed 1 --count 3` to print examples.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`isowasm fuzz`: the nightly differential fuzzing campaign.
 
-Programs come from the Hypothesis WAT generator (conformance/strategies.py)
+Programs come from the Hypothesis WAT generator (isowasm/fuzz/generators.py)
 through its direct path (`direct_module(seed, k)`: the same generator
 functions and AST, driven by a seeded random.Random), so program k of a
 campaign is a pure function of (seed, k): campaigns can be split across
@@ -37,9 +37,7 @@ indices are done) lives in --out, so a killed campaign resumes where it was.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
-import hashlib
 import json
 import os
 import re
@@ -50,13 +48,16 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from isowasm.examples import REPO
 from isowasm.atomic import atomic_write
-from spec.reference import run_reference
+from isowasm.fuzz.oracles import compile_signature, compile_wat, sig_id, signature_of
+from isowasm.fuzz.regressions import write_regression
+from isowasm.fuzz.shrinking import shrink_module
+from isowasm.spec.reference import run_reference
 
-DEFAULT_OUT = REPO / "results" / "fuzz"
-DEFAULT_JSON = REPO / "results" / "fuzz.json"
-DEFAULT_REGRESSIONS = REPO / "conformance" / "regressions"
+# Relative paths: a campaign writes into the current directory, never into
+# wherever isowasm is installed.
+DEFAULT_OUT = Path("results") / "fuzz"
+DEFAULT_REGRESSIONS = Path("results") / "regressions"
 DEFAULT_MAX_STEPS = 5_000_000      # generated programs run a few thousand steps
 CHUNK = 32                         # programs per unit of work (and of resumption)
 STATE_VERSION = 1
@@ -86,301 +87,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def _json_dump(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=False) + "\n"
-
-
-def sig_id(signature: str) -> str:
-    return hashlib.sha256(signature.encode()).hexdigest()[:10]
-
-
-def slug(signature: str) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")[:60].strip("-")
-    return f"fuzz-{s}-{sig_id(signature)}"
-
-
-# ---------------------------------------------------------------------------
-# compilation
-
-def compile_wat(wat: str, name: str):
-    """(wasm, Program) without the toolchain's disk cache (a campaign's
-    programs are all different; caching them would only fill the disk)."""
-    from isowasm.toolchain.frontend import compile_wasm, wat_to_wasm
-
-    wasm = wat_to_wasm(wat, name)
-    return wasm, compile_wasm(wasm, name, b"")
-
-
-# ---------------------------------------------------------------------------
-# signatures
-
-def _op_at(program, pc) -> str | None:
-    if pc is not None and 0 <= pc < len(program.names):
-        return program.names[pc]
-    return None
-
-
-def signature_of(cmp, order: list[str], traces: dict[str, bool]) -> dict:
-    """{signature, kind, op, backend} of a failed Comparison: the op at the
-    first divergent trace token (kind trace), else the mismatching aspect."""
-    from isowasm.runner import expected_status
-
-    if cmp.divergence is not None:
-        d = cmp.divergence
-        op = d.instruction.split()[0] if d.instruction else "end-of-trace"
-        return {"signature": f"trace:{op}:{d.b}", "kind": "trace", "op": op, "backend": d.b}
-    for p in cmp.problems:
-        m = re.match(r"(\S+) raised (\w+)", p)
-        if m:
-            return {"signature": f"crash:{m.group(2)}:{m.group(1)}", "kind": "crash",
-                    "op": m.group(2), "backend": m.group(1)}
-    truth = cmp.results.get("wasmtime")
-    machines = [n for n in order if n in cmp.results and traces.get(n)]
-    failed = [n for n in machines if n in cmp.failed]
-    if not failed:
-        failed = sorted(cmp.failed)
-    who = "machines" if truth is not None and len(machines) > 1 and set(failed) == set(machines) \
-        else ",".join(failed) or "?"
-    name = failed[0] if failed else None
-    r = cmp.results.get(name) if name else None
-    if r is not None and truth is not None and expected_status(r) != expected_status(truth):
-        op = _op_at(cmp.case.program, r.trap_pc) or expected_status(r)
-        return {"signature": f"status:{expected_status(r)}-vs-{expected_status(truth)}:{op}:{who}",
-                "kind": "status", "op": op, "backend": who}
-    if r is not None and truth is not None and r.output != truth.output:
-        return {"signature": f"output:{who}", "kind": "output", "op": "output", "backend": who}
-    for what in ("status", "trap", "steps", "tokens"):
-        for p in cmp.problems:
-            if re.match(rf"\S+: {what} ", p):
-                return {"signature": f"{what}:{who}", "kind": what, "op": what, "backend": who}
-    first = cmp.problems[0].split(":")[0] if cmp.problems else "?"
-    return {"signature": f"other:{first}", "kind": "other", "op": "?", "backend": who}
-
-
-def compile_signature(e: Exception) -> str:
-    """The signature of a toolchain rejection: the error's first line with
-    the program's name and free-standing numbers (line numbers, offsets)
-    blotted out, so a shrunk program keeps it."""
-    first = (str(e).splitlines() or [type(e).__name__])[0]
-    first = re.sub(r"\b(fuzz-\d+|fuzz-shrink|shrink)\b", "fuzz", first)
-    first = re.sub(r"(?<![\w.$])\d+(?![\w.])", "N", first)
-    return f"compile:{type(e).__name__}:{first[:80]}"
-
-
-# ---------------------------------------------------------------------------
-# AST shrinking
-
-def _ast():
-    from conformance import strategies as S
-    return S
-
-
-def _kinds():
-    S = _ast()
-    exprs = (S.Const, S.LocalGet, S.GlobalGet, S.Unop, S.Binop, S.Div, S.Select, S.Load, S.Tee,
-             S.Call, S.IfExpr, S.BlockExpr, S.Switch, S.BrIfExpr, S.LoopExpr, S.MemorySize,
-             S.MemoryGrow)
-    stmts = (S.SetLocal, S.SetGlobal, S.Store, S.Out, S.Drop, S.CallStmt, S.If, S.Block, S.Loop,
-             S.Br, S.BrIf, S.BrTable, S.Return, S.Unreachable)
-    return exprs, stmts
-
-
-def _const_edits(v: int):
-    out = [0, 1]
-    if v not in (0, 1):
-        half = int(v / 2)
-        out += [half, -1 if v < 0 else v - 1]
-    return [x for x in dict.fromkeys(out) if x != v]
-
-
-def _sub_exprs(node, exprs):
-    for f in dataclasses.fields(node):
-        v = getattr(node, f.name)
-        if type(v) in exprs:
-            yield v
-        elif isinstance(v, tuple):
-            for x in v:
-                if type(x) in exprs:
-                    yield x
-                elif isinstance(x, tuple):
-                    for y in x:
-                        if type(y) in exprs:
-                            yield y
-
-
-def _inner_stmts(s):
-    """Statement lists that can stand in for statement `s`: the bodies of a
-    compound statement, and the bodies nested in its expressions (a loop or
-    block inside a `local.set`, say), outermost first."""
-    S = _ast()
-    t = type(s)
-    out = []
-    if t is S.If:
-        out += [s.then + s.els, s.then, s.els]
-    elif t in (S.Block, S.Loop):
-        out.append(s.body)
-
-    def walk(x):
-        if isinstance(x, tuple):
-            for y in x:
-                walk(y)
-            return
-        tx = type(x)
-        if tx is S.IfExpr:
-            out.extend([x.then + x.els, x.then, x.els])
-        elif tx in (S.BlockExpr, S.LoopExpr):
-            out.append(x.body)
-        if hasattr(x, "__dataclass_fields__"):
-            for f in dataclasses.fields(x):
-                v = getattr(x, f.name)
-                if f.name not in ("then", "els", "body") or tx not in (
-                        S.IfExpr, S.BlockExpr, S.LoopExpr, S.If, S.Block, S.Loop):
-                    walk(v)
-
-    for f in dataclasses.fields(s):
-        if t in (S.If, S.Block, S.Loop) and f.name in ("then", "els", "body"):
-            continue
-        walk(getattr(s, f.name))
-    return [b for b in out if b]
-
-
-def _node_edits(node, exprs, stmts):
-    """Smaller variants of one expression or statement node, simplest first."""
-    S = _ast()
-    if type(node) in exprs:
-        if type(node) is S.Const:
-            for v in _const_edits(node.value):
-                yield S.Const(v)
-            return
-        yield S.Const(0)
-        yield from _sub_exprs(node, exprs)
-    yield from _field_edits(node, exprs, stmts)
-
-
-def _field_edits(node, exprs, stmts):
-    for f in dataclasses.fields(node):
-        v = getattr(node, f.name)
-        if isinstance(v, tuple):
-            for nv in _tuple_edits(v, exprs, stmts):
-                yield dataclasses.replace(node, **{f.name: nv})
-        elif type(v) in exprs or type(v) in stmts:
-            for nv in _node_edits(v, exprs, stmts):
-                yield dataclasses.replace(node, **{f.name: nv})
-
-
-def _tuple_edits(tup: tuple, exprs, stmts):
-    if tup and all(type(x) in stmts for x in tup):
-        # halves first, then single statements, then splicing bodies
-        n = len(tup)
-        if n >= 4:
-            yield tup[n // 2:]
-            yield tup[:n // 2]
-        for i in range(n):
-            yield tup[:i] + tup[i + 1:]
-        for i, x in enumerate(tup):
-            for inner in _inner_stmts(x):
-                yield tup[:i] + inner + tup[i + 1:]
-    for i, x in enumerate(tup):
-        if type(x) in exprs or type(x) in stmts:
-            for nx in _node_edits(x, exprs, stmts):
-                yield tup[:i] + (nx,) + tup[i + 1:]
-        elif isinstance(x, tuple):
-            for nx in _tuple_edits(x, exprs, stmts):
-                yield tup[:i] + (nx,) + tup[i + 1:]
-
-
-def module_edits(m):
-    """Every one-step smaller variant of a Module, coarse edits first. Many
-    are invalid (a deleted function still called, a label gone): those fail
-    to compile and are skipped by the shrinker."""
-    exprs, stmts = _kinds()
-    rep = dataclasses.replace
-    funcs = m.funcs
-    for i in range(len(funcs) - 1, 0, -1):              # whole helper functions
-        yield rep(m, funcs=funcs[:i] + funcs[i + 1:])
-    if m.dump:
-        yield rep(m, dump=False)
-    for i, f in enumerate(funcs):                        # bodies, coarse to fine
-        for body in _tuple_edits(f.body, exprs, stmts):
-            yield rep(m, funcs=funcs[:i] + (rep(f, body=body),) + funcs[i + 1:])
-        if f.value is not None:
-            for v in _node_edits(f.value, exprs, stmts):
-                yield rep(m, funcs=funcs[:i] + (rep(f, value=v),) + funcs[i + 1:])
-    if m.data:
-        yield rep(m, data=b"")
-    for i, f in enumerate(funcs):                        # unused locals
-        for j in range(len(f.locals)):
-            yield rep(m, funcs=funcs[:i] + (rep(f, locals=f.locals[:j] + f.locals[j + 1:]),)
-                      + funcs[i + 1:])
-    for j in range(len(m.globals)):
-        yield rep(m, globals=m.globals[:j] + m.globals[j + 1:])
-    if m.memory != (1, None):
-        yield rep(m, memory=(1, None))
-
-
-# ---------------------------------------------------------------------------
-# regression cases
-
-def _yaml_str(s: str) -> str:
-    # a JSON string is a valid YAML double-quoted scalar
-    return json.dumps(s, ensure_ascii=True)
-
-
-def regression_yaml(name: str, signature: str, wat: str, expect_output: bytes,
-                    expect_status: str, ground_truth: str, max_steps: int, note: str) -> str:
-    src = "".join("      " + ln + "\n" if ln.strip() else "\n" for ln in wat.rstrip("\n").split("\n"))
-    lines = [
-        f"category: {name}",
-        f"description: {_yaml_str('isowasm fuzz finding ' + signature)}",
-        "cases:",
-        f"  - name: {name}",
-        "    lang: wat",
-        '    input: ""',
-        f"    expect_output: {_yaml_str(expect_output.decode('latin-1'))}",
-        f"    expect_status: {expect_status}",
-        f"    max_steps: {max_steps}",
-        f"    ground_truth: {ground_truth}",
-        f"    note: {_yaml_str(note)}",
-        "    source: |",
-    ]
-    return "\n".join(lines) + "\n" + src
-
-
-def expectation(cmp) -> tuple[bytes, str, str, str]:
-    """(expect_output, expect_status, ground_truth, why) of a regression case:
-    wasmtime's verdict, or the reference's where wasmtime cannot judge
-    (resource traps, budget) or did not run."""
-    from isowasm.runner import _inconclusive_status, expected_status
-    from spec import table
-
-    truth = cmp.results.get("wasmtime")
-    traps = set(table.trap_names())
-    if truth is not None and not _inconclusive_status(truth) and (
-            truth.status != "trapped" or truth.trap in traps):
-        return truth.output, expected_status(truth), "wasmtime", "expectation from wasmtime"
-    ref = cmp.results.get("reference")
-    if ref is not None:
-        return ref.output, expected_status(ref), "machine", (
-            "expectation from the reference executor (wasmtime did not run or cannot judge it)")
-    raise ValueError("no wasmtime or reference result to take an expectation from")
-
-
-def write_regression(regressions: Path, finding: dict, cmp, max_steps: int) -> Path:
-    from conformance.compliance import load_file
-
-    name = slug(finding["signature"])
-    out, status, truth, why = expectation(cmp)
-    if truth == "wasmtime" and (status.startswith("budget") or status in (
-            "trapped:call_depth", "trapped:stack_overflow")):
-        truth = "machine"
-    note = (f"found by isowasm fuzz (seed {finding['seed']}, program {finding['index']}); "
-            f"signature {finding['signature']}; {why}")
-    text = regression_yaml(name, finding["signature"], finding["wat"], out, status, truth,
-                           max_steps, note)
-    path = Path(regressions) / f"{name}.yaml"
-    atomic_write(path, text)
-    # the file must load as a compliance case and hold exactly this program
-    cc = load_file(path)[0]
-    assert cc.source == finding["wat"].rstrip("\n") + "\n", "regression YAML does not round-trip"
-    return path
 
 
 # ---------------------------------------------------------------------------
@@ -463,7 +169,7 @@ class Worker:
     # -- generation --------------------------------------------------------
 
     def module(self, k: int):
-        from conformance.strategies import direct_module
+        from isowasm.fuzz.generators import direct_module
         return direct_module(self.seed, k)
 
     # -- running -----------------------------------------------------------
@@ -544,7 +250,7 @@ class Worker:
     # -- one chunk -----------------------------------------------------------
 
     def run_chunk(self, ks: list[int]) -> dict:
-        from conformance.strategies import constructs, render
+        from isowasm.fuzz.generators import constructs, render
         from isowasm.backends.base import Case
 
         T = self.timings
@@ -652,7 +358,7 @@ class Worker:
     def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink",
                  explain: bool = False) -> tuple[str | None, object]:
         """(signature or None, Comparison/exception) of module `m`."""
-        from conformance.strategies import render
+        from isowasm.fuzz.generators import render
         from isowasm.backends.base import Case
 
         wat = render(m)
@@ -691,7 +397,7 @@ class Worker:
         best, cmp, tried = self.shrink(m, f["signature"], self.cfg.get("shrink_seconds", 60),
                                        name=f"fuzz-{f['index']}")
         self.timings["shrink"] += time.perf_counter() - t0
-        from conformance.strategies import render
+        from isowasm.fuzz.generators import render
 
         f["wat"] = render(best)
         f["shrunk"] = True
@@ -722,7 +428,7 @@ class Worker:
         from isowasm.backends.base import Case
         from isowasm.runner import Comparison
         from isowasm.toolchain.frontend import wat_to_wasm
-        from spec.program import Program
+        from isowasm.spec.program import Program
 
         wt = self.by_name.get("wasmtime")
         if wt is None:
@@ -740,42 +446,8 @@ class Worker:
             f["regression_error"] = f"{type(e).__name__}: {e}"
 
     def shrink(self, m, signature: str, seconds: float, name: str = "fuzz-shrink"):
-        """Greedy AST shrinking: take the first one-step edit that keeps the
-        signature, continue from the same position; repeat passes until a
-        pass changes nothing (or time runs out)."""
-        from conformance.strategies import render
-
-        deadline = time.monotonic() + seconds
-        seen: set[str] = {render(m)}
-        got, cmp = self.evaluate(m, signature, name)
-        if got != signature:     # not reproducible in isolation: keep the original
-            return m, cmp, 0
-        tried = 0
-        changed = True
-        while changed and time.monotonic() < deadline and not self.stop:
-            changed = False
-            skip = 0
-            while time.monotonic() < deadline and not self.stop:
-                progress = False
-                cur_len = len(render(m))
-                for pos, cand in enumerate(module_edits(m)):
-                    if pos < skip:
-                        continue
-                    if time.monotonic() >= deadline or self.stop:
-                        break
-                    wat = render(cand)
-                    if wat in seen or len(wat) >= cur_len + 40:
-                        continue
-                    seen.add(wat)
-                    tried += 1
-                    got, c = self.evaluate(cand, signature, name)
-                    if got == signature:
-                        m, cmp, skip = cand, c, pos
-                        changed = progress = True
-                        break
-                if not progress:
-                    break
-        return m, cmp, tried
+        return shrink_module(m, lambda cand: self.evaluate(cand, signature, name), signature,
+                             seconds, lambda: self.stop)
 
 
 # ---------------------------------------------------------------------------
@@ -824,6 +496,7 @@ class Campaign:
         self.started = time.time()
         self.t0 = time.monotonic()
         self.stop_reason: str | None = None
+        self._lock = self._take_lock()
         self.state = self._load_state()
         self.session_programs = 0
         self.tty = sys.stderr.isatty() if args.progress is None else args.progress
@@ -831,6 +504,37 @@ class Campaign:
         self.last_save = time.monotonic()
 
     # -- state -----------------------------------------------------------------
+
+    def _take_lock(self):
+        """An exclusive lock on the state directory, held while the campaign
+        runs (the OS drops it when the process dies, SIGKILL included): a
+        second campaign on the same --out refuses instead of redoing chunks."""
+        import fcntl
+
+        from isowasm.spec.errors import IsowasmError
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        f = open(self.out / "lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise IsowasmError(f"{self.out}: another campaign (pid {holder}) is running on this state "
+                               f"directory; wait for it or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        # Half-written files of a campaign that was killed (SIGKILL mid
+        # atomic_write): no writer can be alive now that we hold the lock.
+        for tmp in self.out.rglob(".*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        return f
 
     def _load_state(self) -> dict:
         a = self.args
@@ -841,11 +545,24 @@ class Campaign:
                  "sessions": 0}
         if not self.state_path.exists():
             return fresh
-        st = json.loads(self.state_path.read_text())
+        from isowasm.spec.errors import IsowasmError
+
+        try:
+            st = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise IsowasmError(f"{self.state_path}: corrupt campaign state ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else e}); remove the directory "
+                               f"or use another --out") from None
+        needed = {"version", "seed", "shard", "backends", "max_steps", "chunk", "done_prefix",
+                  "done_extra", "programs", "seconds", "sig_counts"}
+        if not isinstance(st, dict) or needed - set(st) or st.get("version") != STATE_VERSION:
+            raise IsowasmError(f"{self.state_path}: not a version-{STATE_VERSION} campaign state "
+                               f"(missing fields or another version); remove the directory or use "
+                               f"another --out")
         for key in ("seed", "shard", "backends", "max_steps", "chunk"):
             if st.get(key) != fresh[key]:
-                raise SystemExit(f"error: {self.out} holds a campaign with {key} {st.get(key)!r}, "
-                                 f"not {fresh[key]!r}: resume with the same options or use another --out")
+                raise IsowasmError(f"{self.out} holds a campaign with {key} {st.get(key)!r}, "
+                                   f"not {fresh[key]!r}: resume with the same options or use another --out")
         return st
 
     def save_state(self) -> None:
@@ -899,7 +616,7 @@ class Campaign:
         return time.monotonic() - self.t0
 
     def coverage(self) -> float:
-        from conformance.strategies import ALL_CONSTRUCTS
+        from isowasm.fuzz.generators import ALL_CONSTRUCTS
         seen = set(self.state["ops"]) & ALL_CONSTRUCTS
         return 100.0 * len(seen) / len(ALL_CONSTRUCTS)
 
@@ -945,7 +662,7 @@ class Campaign:
         return out
 
     def write_json(self) -> dict:
-        from conformance.strategies import ALL_CONSTRUCTS
+        from isowasm.fuzz.generators import ALL_CONSTRUCTS
         st = self.state
         seconds = st["seconds"] + self.elapsed()
         ops = st["ops"]
@@ -1129,7 +846,7 @@ def _rel(p: str | None) -> str | None:
     if not p:
         return p
     try:
-        return str(Path(p).resolve().relative_to(REPO))
+        return str(Path(p).resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(p)
 
@@ -1138,7 +855,9 @@ def _rel(p: str | None) -> str | None:
 # the command
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="isowasm fuzz", description=(
+    from isowasm.cli import ArgumentParser
+
+    ap = ArgumentParser(prog="isowasm fuzz", description=(
         "Differential fuzzing campaign: generated WAT programs on every backend, divergences "
         "shrunk, de-duplicated and written as regression cases."))
     ap.add_argument("--time", type=parse_duration, default=parse_duration("1h"),
@@ -1158,8 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", default=None,
                     help="summary for `isowasm report` (default results/fuzz.json)")
     ap.add_argument("--regressions", default=None,
-                    help="where regression cases go (default conformance/regressions/, "
-                         "or $ISOWASM_REGRESSIONS_DIR)")
+                    help="where regression cases go (default results/regressions/, "
+                         "or $ISOWASM_REGRESSIONS_DIR; the repository's own suite runs "
+                         "conformance/regressions/)")
     ap.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="step budget per run")
     ap.add_argument("--reference-trace", type=int, default=1, metavar="K",
                     help="trace the reference on one program in K (default 1: every program); only "
@@ -1192,7 +912,7 @@ def resolve_backends(spec: str | None) -> list[str]:
 def cli_fuzz(argv: list[str] | None = None) -> int:
     """`isowasm fuzz [options]`: 0 when no divergence was found, 1 when one
     was (the campaign's findings, old ones included), 2 on a usage error."""
-    from spec.errors import IsowasmError
+    from isowasm.spec.errors import IsowasmError
 
     args = build_parser().parse_args(argv)
     try:
@@ -1207,6 +927,10 @@ def cli_fuzz(argv: list[str] | None = None) -> int:
         args.json = str(Path(args.out).parent / "fuzz.json")
     if args.regressions is None:
         args.regressions = os.environ.get("ISOWASM_REGRESSIONS_DIR") or str(DEFAULT_REGRESSIONS)
+    if args.max_steps <= 0:
+        print(f"error: --max-steps {args.max_steps}: the step budget must be a positive number",
+              file=sys.stderr)
+        return 2
     args.workers = max(1, args.workers)
     args.reference_trace = max(1, args.reference_trace)
     try:

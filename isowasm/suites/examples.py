@@ -1,5 +1,6 @@
-"""The example programs (conformance/examples/manifest.yaml): the long-run
-fixtures every backend is held to."""
+"""The example programs (data/examples/manifest.yaml, shipped in the
+package): the long-run fixtures every backend is held to, and what
+`isowasm verify` runs when no program is named."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 import yaml
 
 from isowasm.backends.base import Case
-from spec.errors import IsowasmError
+from isowasm.spec.errors import IsowasmError
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "conformance" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"
 MANIFEST = EXAMPLES / "manifest.yaml"
 
 
@@ -34,7 +34,7 @@ class Example:
 
 def load_examples() -> list[Example]:
     if not MANIFEST.exists():
-        raise IsowasmError(f"{MANIFEST}: missing (the example programs are part of the repository)")
+        raise IsowasmError(f"{MANIFEST}: missing (the example programs ship with isowasm: reinstall it)")
     with open(MANIFEST, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     items = data["programs"] if isinstance(data, dict) else data
