@@ -1,10 +1,15 @@
 """Implementations outside isowasm, run as a command (spec/PLUGINS.md).
 
-A command declared in the backends file takes a program file (with its
-input section) and the step budget and writes the canonical trace on its
-standard output. Everything else — status, output bytes, steps, tokens,
-digest — is read from that trace, so an external implementation needs to
-know nothing of isowasm beyond the text format.
+A command declared in the backends file takes a program file and a budget
+and writes the canonical trace. Everything else — status, output bytes,
+steps, tokens, digest — is read from that trace, so an external
+implementation needs to know nothing of isowasm beyond the text format.
+
+What real engines do differently is declared, not wrapped: a token budget
+(`{max_tokens}`; the trace is cut back to the step budget), a trace written
+to a file (`trace_file`), an echo of the program before the trace, a program
+file or a trace without the input section (`prompt_input`, `trace_input`),
+a working directory and a timeout.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import yaml
 
 from isowasm.backends.base import Backend, BackendUnavailable, Case
 from isowasm.spec.errors import IsowasmError
-from isowasm.spec.program import format_instructions, format_program
+from isowasm.spec.program import format_instructions, format_program, input_line, input_tokens
 from isowasm.spec.result import RunResult
-from isowasm.spec.trace import digest_text, summarize
+from isowasm.spec.trace import annotate_lines, digest_text, summarize
 
 DEFAULT_FILE = "isowasm-backends.yaml"
 DEFAULT_TIMEOUT_S = 60.0   # per run, in every command (spec/PLUGINS.md)
+MAX_TOKENS_PER_STEP = 6    # MACHINE.md: the most tokens one step writes
+INPUT_MODES = ("always", "with_input_base", "never")
+KEYS = {"command", "timeout_s", "cwd", "trace_file", "prompt_input", "trace_input"}
 
 
 def backends_file() -> Path | None:
@@ -47,6 +55,13 @@ def declared() -> dict[str, dict]:
     for name, d in items.items():
         if not isinstance(d, dict) or not isinstance(d.get("command"), list) or not d["command"]:
             raise IsowasmError(f"{path}: backend {name!r}: `command` must be a non-empty list")
+        unknown = sorted(set(d) - KEYS)
+        if unknown:
+            raise IsowasmError(f"{path}: backend {name!r}: unknown key(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(KEYS))})")
+        for key in ("prompt_input", "trace_input"):
+            if d.get(key, "always") not in INPUT_MODES:
+                raise IsowasmError(f"{path}: backend {name!r}: {key} must be one of {', '.join(INPUT_MODES)}")
     return {name: dict(d, _file=str(path)) for name, d in items.items()}
 
 
@@ -62,28 +77,48 @@ class CommandBackend(Backend):
             raise IsowasmError(f"{decl['_file']}: backend {name!r}: timeout_s must be a number of seconds") from None
         if not self.timeout > 0:
             raise IsowasmError(f"{decl['_file']}: backend {name!r}: timeout_s must be positive")
-        self.cwd = decl.get("cwd") or str(Path(decl["_file"]).resolve().parent)
+        here = Path(decl["_file"]).resolve().parent
+        self.cwd = str(here / decl["cwd"]) if decl.get("cwd") else str(here)
+        self.trace_file = decl.get("trace_file")
+        self.prompt_input = decl.get("prompt_input", "always")
+        self.trace_input = decl.get("trace_input", "always")
         exe = self.command[0]
         if os.sep not in exe and not any((Path(d) / exe).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
             raise BackendUnavailable(f"backend {name!r}: command {exe!r} not found on PATH")
 
     def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None) -> RunResult:
         t0 = time.perf_counter()
+        prog = case.program
+        has_base = bool(prog.names) and prog.names[0] == "input_base"
         with tempfile.TemporaryDirectory(prefix="isowasm-ext-") as d:
-            prog_path = Path(d) / f"{case.name.replace('/', '_') or 'program'}.txt"
-            prog_path.write_text(format_program(case.program), encoding="ascii")
-            argv = [a.replace("{program}", str(prog_path)).replace("{max_steps}", str(max_steps))
-                    for a in self.command]
+            stem = case.name.replace("/", "_") or "program"
+            prog_path = Path(d) / f"{stem}.txt"
+            prog_text = format_program(prog)
+            if not _wanted(self.prompt_input, has_base):
+                prog_text = format_instructions(prog)
+            prog_path.write_text(prog_text, encoding="ascii")
+            fields = {"program": str(prog_path), "dir": d, "stem": stem, "max_steps": str(max_steps),
+                      "max_tokens": str(max_tokens(prog, max_steps)),
+                      "trace_out": str(Path(d) / "trace.txt")}
+            argv = [_fill(a, fields) for a in self.command]
             p = run_command(self.name, argv, self.timeout, self.cwd)
-        if p.returncode != 0:
-            err = p.stderr.decode("utf-8", "backslashreplace").strip().splitlines()
-            raise IsowasmError(f"backend {self.name}: exit status {p.returncode}: {err[-1] if err else ''}")
-        text = ascii_text(self.name, p.stdout).replace("\r\n", "\n")
-        head = format_instructions(case.program)
-        if text.startswith("{"):  # a whole reference file: its program must be ours
-            if not text.startswith(head):
-                raise IsowasmError(f"backend {self.name}: echoed a different program than it was given")
-            text = text[len(head):]
+            if p.returncode != 0:
+                err = p.stderr.decode("utf-8", "backslashreplace").strip().splitlines()
+                raise IsowasmError(f"backend {self.name}: exit status {p.returncode}: {err[-1] if err else ''}")
+            raw = p.stdout
+            if self.trace_file:
+                tf = Path(_fill(self.trace_file, fields))
+                if not tf.is_absolute():
+                    tf = Path(self.cwd) / tf
+                try:
+                    raw = tf.read_bytes()
+                except OSError:
+                    raise IsowasmError(f"backend {self.name}: wrote no trace file {tf.name} "
+                                       f"(trace_file in the backends file)") from None
+        text = strip_echo(self.name, prog, ascii_text(self.name, raw).replace("\r\n", "\n"))
+        if not _wanted(self.trace_input, has_base):
+            text = input_line(prog.input) + text   # its trace opens with the first step
+        text = cut_to_steps(prog, text, max_steps)
         try:
             s = summarize(case.program, text)
         except IsowasmError as e:
@@ -132,3 +167,45 @@ def ascii_text(name: str, data: bytes) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         raise IsowasmError(f"backend {name}: its trace is not ASCII text: byte 0x{data[e.start]:02x} "
                            f"at offset {e.start} (line {line})") from None
+
+
+def _wanted(mode: str, has_base: bool) -> bool:
+    return mode == "always" or (mode == "with_input_base" and has_base)
+
+
+def _fill(template: str, fields: dict) -> str:
+    for k, v in fields.items():
+        template = template.replace("{" + k + "}", v)
+    return template
+
+
+def max_tokens(prog, max_steps: int) -> int:
+    """A token budget that covers `max_steps` steps whatever they are: the
+    input section plus the most tokens a step writes, times the steps."""
+    return len(input_tokens(prog.input)) + 1 + MAX_TOKENS_PER_STEP * max_steps
+
+
+def strip_echo(name: str, prog, text: str) -> str:
+    """Drop what an engine prints before the trace: a whole reference file's
+    instruction part (which must be the program it was given), or any echo
+    that ends with the line `}`."""
+    head = format_instructions(prog)
+    if text.startswith(head):
+        return text[len(head):]
+    if text.startswith("{"):
+        raise IsowasmError(f"backend {name}: echoed a different program than it was given")
+    cut = text.find("\n}\n")
+    if cut >= 0 and text[:cut + 1].lstrip().startswith("{"):
+        return text[cut + 3:]
+    return text
+
+
+def cut_to_steps(prog, text: str, max_steps: int) -> str:
+    """The trace of at most `max_steps` steps: an engine whose budget counts
+    tokens runs on past the step budget, possibly to the middle of a step.
+    Lines that fit no instruction are kept (they are that engine's finding)."""
+    ann = annotate_lines(prog, text)
+    for i, (step, _) in enumerate(ann):
+        if step is not None and step >= max_steps:
+            return "".join(ln + "\n" for ln in text.split("\n")[:i])
+    return text
