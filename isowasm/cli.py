@@ -239,7 +239,7 @@ def cmd_verify(args) -> int:
     return verify(backends=backend_names(args.backends) or None, programs=args.programs,
                   examples=backend_names(args.examples) or None,
                   data=read_input(args.input, args.input_file), module=args.module,
-                  max_steps=args.max_steps, out=args.json or None)
+                  max_steps=args.max_steps, out=args.json or None, compiler=args.compiler)
 
 
 def cmd_backends(args) -> int:
@@ -321,6 +321,9 @@ def build_parser() -> ArgumentParser:
                    help="backends, comma-separated or repeated (default: every available "
                         "non-heavy one)")
     v.add_argument("--examples", action="append", help="only these example programs (by name)")
+    v.add_argument("--compiler", help="run the program files this compiler makes from each module "
+                                      "(`isowasm`, or one declared under `compilers:` in "
+                                      "isowasm-backends.yaml); wasmtime runs the module itself")
     v.add_argument("--json", default="results/verify.json",
                    help="where to record the results (default results/verify.json; '' for none)")
 

@@ -67,6 +67,7 @@ def cell(cmp, name: str) -> str:
 _BACKENDS: list = []   # this process's backends (set before a worker pool forks)
 _ITEMS: list = []      # (program name, case builder, budget, trace mode)
 _LIMIT = {"max_tokens": None}
+_COMPILER: list = [None]  # a foreign compiler (isowasm.compilers), or None
 
 
 def _compare(i: int) -> dict:
@@ -74,7 +75,9 @@ def _compare(i: int) -> dict:
     pname, build, budget, mode = _ITEMS[i]
     t0 = time.perf_counter()
     try:
-        case = build()
+        from isowasm.compilers import recompile
+
+        case = recompile(build(), _COMPILER[0])
     except IsowasmError as e:
         return {"program": pname, "error": f"build error: {e}", "seconds": 0.0}
     if _LIMIT["max_tokens"]:
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, metavar="N",
                     help="skip programs whose reference trace is longer (reported, never a pass)")
     ap.add_argument("--json", metavar="OUT", help="also write the matrix, with tokens and times, as JSON")
+    ap.add_argument("--compiler", help="run the program files this compiler makes (see isowasm verify --help)")
     args = ap.parse_args(argv)
     try:
         args.backends = backend_names(args.backends)
@@ -128,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 raise IsowasmError(f"required backends unavailable: {', '.join(missing)}")
             backends = [b for b in avail.values() if not isinstance(b, str) and not b.heavy]
+        from isowasm.compilers import get_compiler
+
+        _COMPILER[0] = get_compiler(args.compiler)
         if args.jobs < 1:
             raise IsowasmError(f"--jobs {args.jobs}: must be at least 1")
     except IsowasmError as e:

@@ -80,7 +80,11 @@ def outcome(cmp) -> str:
 
 def verify(backends: list[str] | None = None, programs: list[str] | None = None,
            examples: list[str] | None = None, data: bytes | None = None, module: str | None = None,
-           max_steps: int | None = None, out: str | None = "results/verify.json") -> int:
+           max_steps: int | None = None, out: str | None = "results/verify.json",
+           compiler: str | None = None) -> int:
+    from isowasm.compilers import get_compiler, recompile
+
+    cc = get_compiler(compiler)
     chosen = choose_backends(backends)
     items = _items(programs, examples, data, module, max_steps, list(chosen.values()))
     cols = list(chosen)
@@ -92,7 +96,7 @@ def verify(backends: list[str] | None = None, programs: list[str] | None = None,
     try:
         for name, build, budget in items:
             t0 = time.perf_counter()
-            case = build()
+            case = recompile(build(), cc)
             runnable = [b for b in chosen.values() if not (b.needs_wasm and case.wasm is None)]
             cmp = compare_case(case, runnable, max_steps=budget, trace="digest")
             dt = time.perf_counter() - t0
@@ -121,7 +125,8 @@ def verify(backends: list[str] | None = None, programs: list[str] | None = None,
         print(d)
     if out:
         atomic_write_json(out, {"kind": "verify", "time": time.time(), "machine": platform.machine(),
-                                "cpus": os.cpu_count(), "backends": cols, "rows": rows})
+                                "cpus": os.cpu_count(), "backends": cols, "rows": rows,
+                                "compiler": cc.name if cc else None})
     if "diverge" in outcomes:
         print("VERIFY_FAIL")
         return EXIT_DIVERGENCE

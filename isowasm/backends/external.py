@@ -40,16 +40,23 @@ def backends_file() -> Path | None:
     return p if p.exists() else None
 
 
-def declared() -> dict[str, dict]:
-    """name -> declaration, from the backends file (empty without one)."""
+def declarations(section: str) -> tuple[Path | None, dict | None]:
+    """(the backends file, its `section` mapping) — (None, {}) without a file."""
     path = backends_file()
     if path is None:
-        return {}
+        return None, {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise IsowasmError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    items = data.get("backends", {}) if isinstance(data, dict) else None
+        raise IsowasmError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    return path, (data.get(section, {}) if isinstance(data, dict) else None)
+
+
+def declared() -> dict[str, dict]:
+    """name -> declaration, from the backends file (empty without one)."""
+    path, items = declarations("backends")
+    if path is None:
+        return {}
     if not isinstance(items, dict):
         raise IsowasmError(f"{path}: expected a mapping `backends: {{name: {{command: [...]}}}}`")
     for name, d in items.items():

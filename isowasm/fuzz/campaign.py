@@ -113,11 +113,22 @@ class Worker:
         self.ref_every = cfg.get("reference_trace", 1) if len(others) >= 2 else 1
         self.timings: Counter = Counter()
         self.fast_reference = cfg.get("fast_reference", True)
+        from isowasm.compilers import get_compiler
+
+        self.compiler = get_compiler(cfg.get("compiler"))
         self._sequential_wasmtime()
         # long-lived objects out of the collector's way: a run allocates one
         # tuple per step, and full collections would rescan the imports
         gc.collect()
         gc.freeze()
+
+    def compile(self, wat: str, name: str):
+        """(wasm, Program): the program from --compiler when one is named
+        (a foreign compiler's program, the original module for wasmtime)."""
+        wasm, prog = compile_wat(wat, name)
+        if self.compiler is not None:
+            prog = self.compiler.compile(wasm, name)
+        return wasm, prog
 
     def _helper_cpu(self) -> float:
         """CPU seconds used since the last call by backends' own processes
@@ -267,7 +278,7 @@ class Worker:
             ops.update(constructs(m))
             t2 = time.perf_counter()
             try:
-                wasm, prog = compile_wat(wat, f"fuzz-{k}")
+                wasm, prog = self.compile(wat, f"fuzz-{k}")
             except Exception as e:   # noqa: BLE001 - the toolchain rejecting a generated program
                 rejected += 1
                 T["generate"] += t1 - t0
@@ -363,7 +374,7 @@ class Worker:
 
         wat = render(m)
         try:
-            wasm, prog = compile_wat(wat, "shrink")
+            wasm, prog = self.compile(wat, "shrink")
         except Exception as e:   # noqa: BLE001
             if want is not None and want.startswith("compile:"):
                 return compile_signature(e), e
@@ -540,6 +551,7 @@ class Campaign:
         a = self.args
         fresh = {"version": STATE_VERSION, "seed": a.seed, "shard": list(a.shard),
                  "backends": a.backends, "max_steps": a.max_steps, "chunk": CHUNK,
+                 "compiler": getattr(a, "compiler", None),
                  "done_prefix": 0, "done_extra": [], "programs": 0, "seconds": 0.0,
                  "divergent": 0, "screen_only": 0, "ops": {}, "sig_counts": {}, "timings": {},
                  "sessions": 0}
@@ -559,7 +571,7 @@ class Campaign:
             raise IsowasmError(f"{self.state_path}: not a version-{STATE_VERSION} campaign state "
                                f"(missing fields or another version); remove the directory or use "
                                f"another --out")
-        for key in ("seed", "shard", "backends", "max_steps", "chunk"):
+        for key in ("seed", "shard", "backends", "max_steps", "chunk", "compiler"):
             if st.get(key) != fresh[key]:
                 raise IsowasmError(f"{self.out} holds a campaign with {key} {st.get(key)!r}, "
                                    f"not {fresh[key]!r}: resume with the same options or use another --out")
@@ -697,7 +709,8 @@ class Campaign:
         a = self.args
         cfg = {"seed": a.seed, "backends": a.backends, "max_steps": a.max_steps,
                "out": str(self.out), "regressions": str(a.regressions),
-               "reference_trace": a.reference_trace, "shrink_seconds": a.shrink_seconds}
+               "reference_trace": a.reference_trace, "shrink_seconds": a.shrink_seconds,
+               "compiler": a.compiler}
         self.out.mkdir(parents=True, exist_ok=True)
         self.state["sessions"] = self.state.get("sessions", 0) + 1
         self.save_state()
@@ -884,6 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reference-trace", type=int, default=1, metavar="K",
                     help="trace the reference on one program in K (default 1: every program); only "
                          "applies when two other backends cross-check the traces")
+    ap.add_argument("--compiler", default=None,
+                    help="run the program files this compiler makes from each module (`isowasm` or "
+                         "one declared under `compilers:` in isowasm-backends.yaml)")
     ap.add_argument("--shrink-seconds", type=float, default=60.0, help="time limit per shrink (default 60)")
     ap.add_argument("--status-every", type=float, default=30.0,
                     help="seconds between status lines when not on a terminal (default 30)")

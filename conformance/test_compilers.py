@@ -1,0 +1,76 @@
+"""Compilers made elsewhere, checked through the compiler protocol
+(spec/PLUGINS.md §3): a stand-in with the public transformer-vm's real
+lowering defects (signed remainder as unsigned, shr_s as shr_u) is flagged by
+the compliance suite and by verify; isowasm's own compiler through the same
+protocol passes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+COMPILER = HERE / "external" / "wrong_compiler.py"
+
+
+@pytest.fixture
+def decl(tmp_path):
+    f = tmp_path / "isowasm-backends.yaml"
+    cmd = f"[{sys.executable}, {COMPILER}, '{{wasm}}', -o, '{{out}}'"
+    f.write_text("compilers:\n"
+                 f"  ours-by-protocol:\n    command: {cmd}]\n"
+                 f"  rem-wrong:\n    command: {cmd}, --rem-s-as-rem-u]\n"
+                 f"  shr-wrong:\n    command: {cmd}, --shr-s-as-shr-u]\n")
+    return f
+
+
+def isowasm(decl, *args, timeout=600):
+    env = dict(os.environ, ISOWASM_BACKENDS_FILE=str(decl),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "isowasm.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=decl.parent)
+
+
+@pytest.mark.parametrize("compiler, case", [("rem-wrong", "arithmetic/rem-s-signs"),
+                                            ("shr-wrong", "arithmetic/shr-s-mod-32")])
+def test_compliance_suite_flags_a_wrong_lowering(decl, compiler, case):
+    p = isowasm(decl, "iso-equiv", "--suites", "compliance", "--match", "arithmetic/",
+                "--backends", "reference,wasmtime,rust", "--compiler", compiler, "--jobs", "2")
+    assert p.returncode == 1 and "ISO_EQUIV_FAIL" in p.stdout, p.stdout[-2000:] + p.stderr
+    failing = [ln.split()[0] for ln in p.stdout.splitlines() if ln.startswith("compliance/") and "FAIL" in ln]
+    assert f"compliance/{case}" in failing, p.stdout
+    # the machines agree with each other on the foreign program; wasmtime does not
+    report = p.stdout.split(f"== compliance/{case}", 1)[1]
+    assert "wasmtime" in report and "output" in report
+
+
+def test_own_compiler_through_the_protocol_passes_the_suite(decl):
+    p = isowasm(decl, "iso-equiv", "--suites", "compliance", "--backends", "reference,wasmtime,rust",
+                "--compiler", "ours-by-protocol", "--jobs", "2")
+    assert p.returncode == 0 and "ISO_EQUIV_OK" in p.stdout, p.stdout[-3000:] + p.stderr
+
+
+def test_verify_names_the_wrong_shift(decl, tmp_path):
+    src = tmp_path / "shift.wat"
+    src.write_text('(module (import "env" "output_byte" (func $out (param i32))) (memory 1)\n'
+                   '(func (export "compute") (local $k i32) (local.set $k (i32.const 25))\n'
+                   '  (call $out (i32.add (i32.const 48) (i32.shr_s (i32.const -512) (local.get $k))))))\n')
+    good = isowasm(decl, "verify", str(src), "--backends", "reference,wasmtime", "--compiler",
+                   "ours-by-protocol", "--json", "")
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = isowasm(decl, "verify", str(src), "--backends", "reference,wasmtime", "--compiler",
+                  "shr-wrong", "--json", "")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    # -512 >> 25 is -1 ('/'); as shr_u it is 127 (0xaf after the + 48)
+    assert 'reference: output "\\xaf", wasmtime "/"' in bad.stdout, bad.stdout
+
+
+def test_unknown_compiler_is_one_line_error(decl):
+    p = isowasm(decl, "verify", "--compiler", "nosuch")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0
+    assert "unknown compiler 'nosuch'" in p.stderr and "rem-wrong" in p.stderr
