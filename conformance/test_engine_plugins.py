@@ -103,3 +103,34 @@ def test_unknown_declaration_key_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ISOWASM_BACKENDS_FILE", str(f))
     with pytest.raises(IsowasmError, match="unknown key\\(s\\) trace_fille"):
         get_backend("x")
+
+
+@pytest.mark.parametrize("payload, byte", [(b"00 \xff commit", "0xff"), ("\u00e9t\u00e9".encode(), "0xc3")])
+def test_plugin_printing_non_ascii_is_its_error_not_a_traceback(tmp_path, monkeypatch, payload, byte):
+    import subprocess
+
+    (tmp_path / "emit.py").write_bytes(b"import sys\nsys.stdout.buffer.write(" + repr(payload).encode() + b")\n")
+    f = tmp_path / "isowasm-backends.yaml"
+    f.write_text(f"backends:\n  noisy:\n    command: [{sys.executable}, emit.py, '{{program}}']\n")
+    monkeypatch.setenv("ISOWASM_BACKENDS_FILE", str(f))
+    cc = CASES["io/input-echo"]
+    cmp = compare_case(build_case(cc), [get_backend("reference"), get_backend("noisy")], max_steps=cc.max_steps)
+    assert not cmp.ok and "noisy" in cmp.failed
+    assert f"its trace is not ASCII text: byte {byte} at offset" in cmp.report()
+    wat = tmp_path / "p.wat"
+    wat.write_text('(module (import "env" "output_byte" (func $out (param i32))) (memory 1)\n'
+                   '(func (export "compute") (call $out (i32.const 65))))\n')
+    p = subprocess.run([sys.executable, "-m", "isowasm.cli", "run", str(wat), "-b", "noisy"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "not ASCII text" in p.stderr
+
+
+def test_fuzz_default_backends_are_what_its_help_says():
+    from isowasm.backends import available_backends
+    from isowasm.fuzz.campaign import build_parser, resolve_backends
+
+    text = " ".join(build_parser().format_help().split())
+    assert "every available one that is not heavy" in text
+    avail = available_backends()
+    assert resolve_backends(None) == [n for n, b in avail.items() if not isinstance(b, str) and not b.heavy]
