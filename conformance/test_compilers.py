@@ -6,6 +6,7 @@ protocol passes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,13 +41,25 @@ def isowasm(decl, *args, timeout=600):
                                             ("shr-wrong", "arithmetic/shr-s-mod-32")])
 def test_compliance_suite_flags_a_wrong_lowering(decl, compiler, case):
     p = isowasm(decl, "iso-equiv", "--suites", "compliance", "--match", "arithmetic/",
-                "--backends", "reference,wasmtime,rust", "--compiler", compiler, "--jobs", "2")
+                "--backends", "reference,wasmtime,rust", "--compiler", compiler, "--jobs", "2",
+                "--json", "results/ie.json")
     assert p.returncode == 1 and "ISO_EQUIV_FAIL" in p.stdout, p.stdout[-2000:] + p.stderr
     failing = [ln.split()[0] for ln in p.stdout.splitlines() if ln.startswith("compliance/") and "FAIL" in ln]
     assert f"compliance/{case}" in failing, p.stdout
     # the machines agree with each other on the foreign program; wasmtime does not
     report = p.stdout.split(f"== compliance/{case}", 1)[1]
-    assert "wasmtime" in report and "output" in report
+    assert "wasmtime" in report and "first divergent output byte" in report
+    # grouped by cause, with the smallest failing program as its reproduction
+    doc = json.loads((decl.parent / "results" / "ie.json").read_text())
+    groups = doc["groups"]
+    assert groups and sum(g["count"] for g in groups) == len(failing)
+    assert all(g["signature"].startswith("output-") and g["backend"] == "machines" for g in groups), groups
+    assert any(g["repro"]["program"] == f"compliance/{case}" or f"compliance/{case}" in g["programs"]
+               for g in groups)
+    rep = isowasm(decl, "report")
+    assert rep.returncode == 0, rep.stderr
+    text = (decl.parent / "FINDINGS.md").read_text()
+    assert "by cause" in text and groups[0]["signature"] in text and f"compiler `{compiler}`" in text
 
 
 def test_own_compiler_through_the_protocol_passes_the_suite(decl):

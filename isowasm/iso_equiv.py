@@ -21,6 +21,7 @@ import time
 from isowasm.atomic import atomic_write_json
 from isowasm.backends import available_backends, get_backend, required_backends
 from isowasm.runner import compare_case
+from isowasm.fuzz.oracles import compile_signature, describe_groups, group_by_cause, signature_of
 from isowasm.spec.errors import IsowasmError
 
 SUITES = ("examples", "compliance", "generated")
@@ -79,7 +80,9 @@ def _compare(i: int) -> dict:
 
         case = recompile(build(), _COMPILER[0])
     except IsowasmError as e:
-        return {"program": pname, "error": f"build error: {e}", "seconds": 0.0}
+        return {"program": pname, "error": f"build error: {e}", "seconds": 0.0,
+                "signature": {"signature": f"build:{compile_signature(e)}", "kind": "build", "op": "?",
+                              "backend": "toolchain"}}
     if _LIMIT["max_tokens"]:
         from isowasm.spec.reference import run_reference
 
@@ -98,6 +101,8 @@ def _compare(i: int) -> dict:
         "results": {n: {"status": r.status, "trap": r.trap, "tokens": r.tokens, "digest": r.digest,
                         "seconds": round(r.seconds, 3)} for n, r in cmp.results.items()},
         "seconds": round(time.perf_counter() - t0, 3),
+        "signature": None if cmp.ok else signature_of(
+            cmp, [b.name for b in _BACKENDS], {b.name: bool(b.traces) for b in _BACKENDS}),
     }
 
 
@@ -175,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in r or ("skipped" not in r and not r["ok"])]
     for pname, rep in failures:
         print(f"\n== {pname}\n{rep}")
+    groups = group_by_cause([{"program": r["program"], "signature": r["signature"], "tokens": r.get("tokens"),
+                              "report": r.get("error") or r.get("report")}
+                             for r in rows if r.get("signature")])
+    if groups:
+        print()
+        print("\n".join(describe_groups(groups)))
     total = len(rows)
     elapsed = time.perf_counter() - t0
     print(f"\n{total} programs, {len(names)} implementations, {len(failures)} failing, "
@@ -186,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.json, {
             "kind": "iso_equiv", "time": time.time(), "cpus": os.cpu_count(), "jobs": args.jobs,
             "backends": names, "suites": args.suites, "match": args.match, "seconds": round(elapsed, 1),
-            "max_tokens": args.max_tokens, "ok": not failures and not skipped, "rows": rows})
+            "max_tokens": args.max_tokens, "ok": not failures and not skipped, "rows": rows,
+            "compiler": args.compiler, "groups": groups})
     if failures:
         print("ISO_EQUIV_FAIL")
         return 1

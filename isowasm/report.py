@@ -154,9 +154,22 @@ def _iso_section(results: Path) -> list[str]:
         verdict = ("ISO_EQUIV_OK" if d["ok"] else "ISO_EQUIV_FAIL" if failing else "ISO_EQUIV_INCOMPLETE")
         lines += ["", f"`{name}`: {_when(d)}, {d['cpus']} CPUs, --jobs {d['jobs']}, {_num(d['seconds'])} s"
                   + (f", --max-tokens {d['max_tokens']:,}" if d.get("max_tokens") else "") + f"; {verdict}."]
-        for r in d["rows"]:
-            if "error" in r or ("cells" in r and not r["ok"]):
-                lines.append(f"- {r['program']}: {(r.get('error') or r['report']).splitlines()[-1]}")
+        if d.get("compiler"):
+            lines[-1] += f" Programs from compiler `{d['compiler']}`."
+        if d.get("groups"):
+            lines += ["", f"Divergences of `{name}` by cause, each with its smallest reproduction:", ""]
+            lines += _table(["cause (signature)", "kind", "op", "backend", "programs", "smallest reproduction"],
+                            [[f"`{g['signature']}`", g["kind"], g["op"], g["backend"], g["count"],
+                              f"{g['repro']['program']}" + (f" ({_num(g['repro']['tokens'])} tokens)"
+                                                            if g["repro"].get("tokens") else "")]
+                             for g in d["groups"]])
+            for g in d["groups"]:
+                rep = (g["repro"].get("report") or "").rstrip()
+                lines += ["", f"`{g['signature']}` — {g['repro']['program']}:", "", "```", rep, "```"]
+        else:
+            for r in d["rows"]:
+                if "error" in r or ("cells" in r and not r["ok"]):
+                    lines.append(f"- {r['program']}: {(r.get('error') or r['report']).splitlines()[-1]}")
     lines.append("")
     return lines
 

@@ -102,6 +102,31 @@ def show_bytes(b: bytes, limit: int | None = 60) -> str:
 
 
 
+def output_difference(prog: Program, r: RunResult, truth: bytes) -> str:
+    """Where a machine's output first departs from the ground truth's: the
+    byte index, both sides around it, and — when the machine's trace text is
+    at hand — the step, pc and instruction that wrote the byte."""
+    a = r.output
+    k = next((i for i in range(min(len(a), len(truth))) if a[i] != truth[i]), min(len(a), len(truth)))
+    lo = max(0, k - 8)
+    mine = show_bytes(a[lo:k + 8], None) if k < len(a) else "<end of output>"
+    theirs = show_bytes(truth[lo:k + 8], None) if k < len(truth) else "<end of output>"
+    where = ""
+    if r.trace is not None and k < len(a):
+        lines = r.trace.split("\n")
+        seen = -1
+        for li, ln in enumerate(lines):
+            if ln.startswith("out("):
+                seen += 1
+                if seen == k:
+                    step, pc = annotate_lines(prog, r.trace)[li]
+                    if pc is not None:
+                        where = f", written at step {step}, pc {pc}: {prog.names[pc]} (trace line {li + 1})"
+                    break
+    kind = "longer" if k == len(truth) else "shorter" if k == len(a) else "differs"
+    return f"first divergent output byte {k} ({kind}{where}): {mine} vs wasmtime {theirs} from byte {lo}"
+
+
 def expected_status(r: RunResult) -> str:
     return f"trapped:{r.trap}" if r.status == TRAPPED else r.status
 
@@ -196,12 +221,14 @@ def compare_case(case: Case, backends: list[Backend], *, max_steps: int | None =
             if _inconclusive_status(r) or _inconclusive_status(truth):
                 cmp.inconclusive.append(f"{name} {expected_status(r)} vs wasmtime {expected_status(truth)}")
                 if r.output[:len(truth.output)] != truth.output[:len(r.output)]:
-                    cmp.fail(name, f"{name}: output {show_bytes(r.output)} is not a prefix-match of wasmtime's {show_bytes(truth.output)}")
+                    cmp.fail(name, f"{name}: output {show_bytes(r.output)} is not a prefix-match of wasmtime's "
+                                   f"{show_bytes(truth.output)}; {output_difference(case.program, r, truth.output)}")
                 continue
             if expected_status(r) != expected_status(truth):
                 cmp.fail(name, f"{name}: status {expected_status(r)}, wasmtime {expected_status(truth)}")
             if r.output != truth.output:
-                cmp.fail(name, f"{name}: output {show_bytes(r.output)}, wasmtime {show_bytes(truth.output)}")
+                cmp.fail(name, f"{name}: output {show_bytes(r.output)}, wasmtime {show_bytes(truth.output)}; "
+                               f"{output_difference(case.program, r, truth.output)}")
 
     # 3. Machine traces, byte for byte.
     if len(machines) >= 2:

@@ -61,7 +61,10 @@ def signature_of(cmp, order: list[str], traces: dict[str, bool]) -> dict:
         return {"signature": f"status:{expected_status(r)}-vs-{expected_status(truth)}:{op}:{who}",
                 "kind": "status", "op": op, "backend": who}
     if r is not None and truth is not None and r.output != truth.output:
-        return {"signature": f"output:{who}", "kind": "output", "op": "output", "backend": who}
+        # how the output departs: a different byte, or ends short / runs on
+        k = next((i for i, (x, y) in enumerate(zip(r.output, truth.output)) if x != y), None)
+        how = "value" if k is not None else "short" if len(r.output) < len(truth.output) else "long"
+        return {"signature": f"output-{how}:{who}", "kind": f"output-{how}", "op": "output", "backend": who}
     for what in ("status", "trap", "steps", "tokens"):
         for p in cmp.problems:
             if re.match(rf"\S+: {what} ", p):
@@ -78,3 +81,30 @@ def compile_signature(e: Exception) -> str:
     first = re.sub(r"\b(fuzz-\d+|fuzz-shrink|shrink)\b", "fuzz", first)
     first = re.sub(r"(?<![\w.$])\d+(?![\w.])", "N", first)
     return f"compile:{type(e).__name__}:{first[:80]}"
+
+
+def group_by_cause(items: list[dict]) -> list[dict]:
+    """Failures grouped by signature, for people: one entry per cause with
+    its count, the programs, and the smallest program (fewest reference
+    tokens) as the reproduction. `items`: {program, signature (a signature_of
+    dict), tokens, report}. Largest group first."""
+    groups: dict[str, dict] = {}
+    for it in items:
+        sig = it["signature"]
+        g = groups.setdefault(sig["signature"], {**sig, "count": 0, "programs": [], "repro": None})
+        g["count"] += 1
+        g["programs"].append(it["program"])
+        best = g["repro"]
+        if best is None or (it.get("tokens") or 0) < (best.get("tokens") or 0):
+            g["repro"] = {"program": it["program"], "tokens": it.get("tokens"), "report": it.get("report")}
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["signature"]))
+
+
+def describe_groups(groups: list[dict]) -> list[str]:
+    lines = [f"divergences by cause ({len(groups)}):"] if groups else []
+    for g in groups:
+        r = g["repro"]
+        toks = f", {r['tokens']:,} tokens" if r.get("tokens") else ""
+        lines.append(f"  {g['signature']}: {g['count']} program(s); smallest reproduction "
+                     f"{r['program']}{toks}")
+    return lines
