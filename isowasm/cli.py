@@ -340,6 +340,8 @@ def build_parser() -> ArgumentParser:
     rp.add_argument("--out", default=None, help="output file (default: ./FINDINGS.md)")
 
     sub.add_parser("fuzz", help="a fuzzing campaign (see `isowasm fuzz --help`)", add_help=False)
+    sub.add_parser("adapter", help="write the backends file for a known project (transformer-vm; see "
+                                   "`isowasm adapter --help`)", add_help=False)
     sub.add_parser("iso-equiv", help="every backend on the shipped suites: examples, compliance, "
                                      "generated (see `isowasm iso-equiv --help`)", add_help=False)
     return ap
@@ -354,6 +356,10 @@ def _dispatch(argv: list[str]) -> int:
         from isowasm.iso_equiv import main as iso_equiv
 
         return iso_equiv(argv[1:])
+    if argv and argv[0] == "adapter":
+        from isowasm.adapters import cli_adapter
+
+        return cli_adapter(argv[1:])
     if argv and argv[0] == "compile":
         from isowasm.toolchain import cli_compile
 

@@ -27,7 +27,7 @@ from isowasm.spec.errors import IsowasmError
 from isowasm.spec.program import Program, parse_program
 
 BUILTIN = "isowasm"
-KEYS = {"command", "timeout_s", "cwd"}
+KEYS = {"command", "timeout_s", "cwd", "program_file"}
 
 
 class Compiler:
@@ -46,20 +46,28 @@ class CommandCompiler(Compiler):
         self.timeout = float(decl.get("timeout_s", DEFAULT_TIMEOUT_S))
         here = path.resolve().parent
         self.cwd = str(here / decl["cwd"]) if decl.get("cwd") else str(here)
+        self.program_file = decl.get("program_file")   # where it writes, when not {out}
 
     def compile(self, wasm: bytes, name: str) -> Program:
         with tempfile.TemporaryDirectory(prefix="isowasm-cc-") as d:
             stem = name.replace("/", "_") or "module"
             src, out = Path(d) / f"{stem}.wasm", Path(d) / f"{stem}.txt"
             src.write_bytes(wasm)
-            argv = [a.replace("{wasm}", str(src)).replace("{out}", str(out)).replace("{dir}", d)
-                    for a in self.command]
+            fill = lambda a: a.replace("{wasm}", str(src)).replace("{out}", str(out)).replace("{dir}", d)  # noqa: E731
+            argv = [fill(a) for a in self.command]
             p = run_command(f"compiler {self.name}", argv, self.timeout, self.cwd)
             if p.returncode != 0:
                 err = p.stderr.decode("utf-8", "backslashreplace").strip().splitlines()
                 raise IsowasmError(f"compiler {self.name}: exit status {p.returncode} on {name}: "
                                    f"{err[-1] if err else ''}")
-            raw = out.read_bytes() if "{out}" in " ".join(self.command) and out.exists() else p.stdout
+            target = Path(fill(self.program_file)) if self.program_file else (
+                out if "{out}" in " ".join(self.command) else None)
+            if target is None:
+                raw = p.stdout
+            elif target.exists():
+                raw = target.read_bytes()
+            else:
+                raise IsowasmError(f"compiler {self.name}: wrote no program file {target.name} on {name}")
         text = ascii_text(f"compiler {self.name}", raw)
         if "}" in text and text.rstrip().endswith("}"):   # no input section: an empty input
             text = text.rstrip() + "\n00 commit(+0,sts=0,bt=0)\n"

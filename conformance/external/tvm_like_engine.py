@@ -3,7 +3,7 @@
 that project's command conventions (the facts in spec/PLUGINS.md §1.1), so
 the tests can check that such an engine plugs in by YAML alone.
 
-    tvm_like_engine.py MODEL PROG.txt [--max-gen=N] [--zero-global-get]
+    tvm_like_engine.py MODEL PROG.txt [--max-gen=N] [--regen] [--zero-global-get]
 
 - its budget counts generated *tokens* (--max-gen), and it stops where the
   budget ends, in the middle of a step if need be;
@@ -11,7 +11,9 @@ the tests can check that such an engine plugs in by YAML alone.
   reference file: the instructions, then the trace), not to stdout;
 - it echoes the program on stdout and then prints a PASS line of its own;
 - the trace opens with the input section only when the program starts with
-  input_base (the program file it is given may lack the input section).
+  input_base (the program file it is given may lack the input section), or
+  always with --regen (which writes the whole sequence, as the original's
+  engine does).
 
 The machine itself is isowasm's reference executor (this is a stand-in for
 the conventions, not a second implementation). --zero-global-get makes it
@@ -59,7 +61,8 @@ def main() -> int:
             break
         kept.append(ln)
         count += len(toks)
-    trace = (first if has_base else "") + "".join(ln + "\n" for ln in kept if ln)
+    # --regen writes the whole sequence, the prompt's input section included
+    trace = (first if has_base or "regen" in opts else "") + "".join(ln + "\n" for ln in kept if ln)
     ref = path.with_name(path.stem + "_ref.txt")
     ref.write_text(format_instructions(prog) + trace, encoding="ascii")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
