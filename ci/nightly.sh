@@ -5,6 +5,7 @@
 #
 # Environment (all optional):
 #   FUZZ_TIME      campaign length: 8h, 30m, 90s ...        (default 1h)
+#   FUZZ_SKIP      set: no campaign here (the workflow's shard jobs ran it and merged it)
 #   FUZZ_SEED      campaign seed                            (default: today's date, YYYYMMDD)
 #   FUZZ_WORKERS   worker processes                         (default: nproc)
 #   FUZZ_SHARD     i/N when N machines split one campaign   (default 0/1)
@@ -47,7 +48,7 @@ step() {
 mkdir -p results
 backends=()
 [ -n "${FUZZ_BACKENDS:-}" ] && backends=(--backends "$FUZZ_BACKENDS")
-step fuzz $PYTHON -m isowasm.cli fuzz --time "$FUZZ_TIME" --seed "$FUZZ_SEED" --workers "$FUZZ_WORKERS" \
+[ -n "${FUZZ_SKIP:-}" ] || step fuzz $PYTHON -m isowasm.cli fuzz --time "$FUZZ_TIME" --seed "$FUZZ_SEED" --workers "$FUZZ_WORKERS" \
   --shard "$FUZZ_SHARD" --out "$FUZZ_OUT" --json results/fuzz.json --regressions conformance/regressions \
   --reference-trace "${FUZZ_REFERENCE_TRACE:-1}" "${backends[@]}"
 step regressions $PYTHON -m pytest conformance/test_regressions.py -q -n "$JOBS"

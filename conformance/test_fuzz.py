@@ -320,3 +320,59 @@ def test_hanging_plugin_stalls_nothing(tmp_path):
     doc = json.loads((tmp_path / "fuzz.json").read_text())
     reports = " ".join(f["report"] for f in doc["findings"])
     assert "no answer within its timeout of 1 s" in reports, doc["findings"]
+
+
+def test_three_shards_merged_equal_one_unsharded_campaign(tmp_path):
+    """Three shards as separate processes on separate state directories,
+    merged, count what one unsharded campaign over the same programs counts
+    and keep the same findings."""
+    env = {**os.environ, "ISOWASM_PLUGINS": PLUGIN,
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    common = ["--seed", "0", "--workers", "1", "--backends", "reference,wasmtime,broken-le-u",
+              "--time", "300s", "--shrink-seconds", "30", "--status-every", "1000"]
+
+    def campaign(name, *args):
+        d = tmp_path / name
+        return subprocess.Popen([sys.executable, "-m", "isowasm.cli", "fuzz", "--out", str(d / "state"),
+                                 "--json", str(d / "fuzz.json"), "--regressions", str(d / "reg"),
+                                 *common, *args], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    shards = [campaign(f"shard{i}", "--shard", f"{i}/3", "--programs", "64") for i in range(3)]
+    whole = campaign("whole", "--programs", "192")
+    for p in [*shards, whole]:
+        assert p.wait(timeout=600) in (0, 1), p.stderr.read()
+    m = subprocess.run([sys.executable, "-m", "isowasm.cli", "fuzz", "merge",
+                        *[str(tmp_path / f"shard{i}" / "state") for i in range(3)],
+                        "--out", str(tmp_path / "merged"), "--json", str(tmp_path / "merged.json"),
+                        "--regressions", str(tmp_path / "merged-reg")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    one = json.loads((tmp_path / "whole" / "fuzz.json").read_text())
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert m.returncode == (1 if one["findings"] else 0), m.stderr
+    assert merged["programs"] == one["programs"] == 192
+    assert merged["divergent_programs"] == one["divergent_programs"]
+    assert merged["op_coverage"] == one["op_coverage"]
+    key = lambda doc: sorted((f["signature"], f["count"], f["index"]) for f in doc["findings"])  # noqa: E731
+    assert key(merged) == key(one) and key(one), (key(merged), key(one))
+    for f in merged["findings"]:
+        assert (REPO / f["regression"]).exists() or Path(f["regression"]).exists()
+    assert merged["shard"] == "0/3+1/3+2/3"
+    # one report of it
+    from isowasm import report
+    d = tmp_path / "rep"
+    d.mkdir()
+    (d / "fuzz.json").write_text((tmp_path / "merged.json").read_text())
+    assert "trace:i32.le_u:broken-le-u" in report.render(d)
+
+
+def test_merge_refuses_shards_of_different_campaigns(tmp_path):
+    for i, seed in enumerate((1, 2)):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "state.json").write_text(json.dumps(
+            {"version": 1, "seed": seed, "shard": [i, 2], "backends": ["reference"], "max_steps": 5,
+             "chunk": 32, "sig_counts": {}, "programs": 0}))
+    p = subprocess.run([sys.executable, "-m", "isowasm.cli", "fuzz", "merge", str(tmp_path / "s0"),
+                        str(tmp_path / "s1"), "--out", str(tmp_path / "m")], capture_output=True, text=True,
+                       timeout=60)
+    _one_line_error(p, "seed 2 differs", "not shards of one campaign")

@@ -75,3 +75,28 @@ def test_a_token_limit_is_incomplete_never_ok(tmp_path):
     assert lines[-1] == "ISO_EQUIV_INCOMPLETE"
     assert any("not compared:" in ln and "> --max-tokens 30000" in ln for ln in lines)
     assert " 0 failing, " in p.stdout and " 0 skipped" not in p.stdout
+
+
+def test_shards_merge_into_the_unsharded_run(tmp_path):
+    import json
+
+    sel = ["--backends", "reference,wasmtime", "--suites", "compliance", "--match", "comparisons/", "loops/"]
+    whole = iso_equiv(*sel, "--json", str(tmp_path / "whole.json"))
+    parts = [iso_equiv(*sel, "--shard", f"{i}/3", "--json", str(tmp_path / f"s{i}.json")) for i in range(3)]
+    assert whole.returncode == 0 and all(p.returncode == 0 for p in parts), whole.stdout[-2000:]
+    m = iso_equiv("merge", *[str(tmp_path / f"s{i}.json") for i in range(3)], "--json", str(tmp_path / "m.json"))
+    assert m.returncode == 0 and "ISO_EQUIV_OK" in m.stdout, m.stdout + m.stderr
+    a = json.loads((tmp_path / "whole.json").read_text())
+    b = json.loads((tmp_path / "m.json").read_text())
+    cells = lambda d: [(r["program"], r.get("cells"), r.get("tokens")) for r in d["rows"]]  # noqa: E731
+    assert cells(a) == cells(b) and len(cells(a)) > 10
+    assert b["ok"] is True
+
+
+def test_merge_refuses_runs_of_other_backends(tmp_path):
+    for name, bk in (("a", "reference"), ("b", "reference,wasmtime")):
+        p = iso_equiv("--backends", bk, "--suites", "compliance", "--match", "loops/count-to-ten",
+                      "--json", str(tmp_path / f"{name}.json"))
+        assert p.returncode == 0, p.stdout
+    m = iso_equiv("merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json", str(tmp_path / "m.json"))
+    assert m.returncode == 2 and "not shards of one run" in m.stderr

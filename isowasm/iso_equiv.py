@@ -69,6 +69,7 @@ _BACKENDS: list = []   # this process's backends (set before a worker pool forks
 _ITEMS: list = []      # (program name, case builder, budget, trace mode)
 _LIMIT = {"max_tokens": None}
 _COMPILER: list = [None]  # a foreign compiler (isowasm.compilers), or None
+_ORDER: dict = {}         # program name -> its place in the whole (unsharded) selection
 
 
 def _compare(i: int) -> dict:
@@ -106,7 +107,48 @@ def _compare(i: int) -> dict:
     }
 
 
+def merge_main(argv: list[str]) -> int:
+    """`isowasm iso-equiv merge A.json B.json ... --json OUT`: the shards of
+    one run (different machines, e.g. a GPU one for the torch backend) as one."""
+    import json
+
+    from isowasm.cli import ArgumentParser
+
+    ap = ArgumentParser(prog="isowasm iso-equiv merge", description="join the --json files of iso-equiv shards")
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--json", required=True, metavar="OUT")
+    args = ap.parse_args(argv)
+    docs = []
+    for f in args.files:
+        try:
+            docs.append(json.loads(open(f, encoding="utf-8").read()))
+        except (OSError, ValueError) as e:
+            raise IsowasmError(f"{f}: cannot read an iso-equiv result: {e}") from None
+    for f, d in zip(args.files[1:], docs[1:]):
+        for key in ("backends", "suites", "compiler"):
+            if d.get(key) != docs[0].get(key):
+                raise IsowasmError(f"{f}: {key} {d.get(key)!r} differs from {args.files[0]}'s: not shards of one run")
+    rows = sorted((r for d in docs for r in d["rows"]), key=lambda r: r.get("order", 0))
+    failing = any("error" in r or ("cells" in r and not r["ok"]) for r in rows)
+    skipped = any("skipped" in r for r in rows)
+    groups = group_by_cause([{"program": r["program"], "signature": r["signature"], "tokens": r.get("tokens"),
+                              "report": r.get("error") or r.get("report")} for r in rows if r.get("signature")])
+    out = {**docs[0], "time": time.time(), "rows": rows, "ok": not failing and not skipped and bool(rows),
+           "seconds": max(d["seconds"] for d in docs), "shard": f"merged from {len(docs)}", "groups": groups}
+    atomic_write_json(args.json, out)
+    verdict = "ISO_EQUIV_FAIL" if failing or not rows else "ISO_EQUIV_INCOMPLETE" if skipped else "ISO_EQUIV_OK"
+    print(f"{len(rows)} programs from {len(docs)} shards; {verdict}")
+    return 1 if verdict == "ISO_EQUIV_FAIL" else 3 if skipped else 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "merge":
+        try:
+            return merge_main(argv[1:])
+        except IsowasmError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     from isowasm.cli import ArgumentParser, backend_names
 
     ap = ArgumentParser(prog="isowasm iso-equiv", description=(
@@ -123,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip programs whose reference trace is longer (reported, never a pass)")
     ap.add_argument("--json", metavar="OUT", help="also write the matrix, with tokens and times, as JSON")
     ap.add_argument("--compiler", help="run the program files this compiler makes (see isowasm verify --help)")
+    ap.add_argument("--shard", default="0/1", metavar="i/N",
+                    help="run the programs k (in suite order) with k mod N == i; `isowasm iso-equiv "
+                         "merge` joins the shards' --json files")
     args = ap.parse_args(argv)
     try:
         args.backends = backend_names(args.backends)
@@ -138,8 +183,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise IsowasmError(f"required backends unavailable: {', '.join(missing)}")
             backends = [b for b in avail.values() if not isinstance(b, str) and not b.heavy]
         from isowasm.compilers import get_compiler
+        from isowasm.fuzz.campaign import parse_shard
 
         _COMPILER[0] = get_compiler(args.compiler)
+        try:
+            shard_i, shard_n = parse_shard(args.shard)
+        except Exception as e:   # argparse's own type error, as one line
+            raise IsowasmError(f"--shard {args.shard}: {e}") from None
         if args.jobs < 1:
             raise IsowasmError(f"--jobs {args.jobs}: must be at least 1")
     except IsowasmError as e:
@@ -148,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _BACKENDS[:] = backends
     _LIMIT["max_tokens"] = args.max_tokens
-    _ITEMS[:] = [it for suite in args.suites for it in _cases(suite, args.count, args.seed)
-                 if not args.match or any(m in it[0] for m in args.match)]
+    selected = [it for suite in args.suites for it in _cases(suite, args.count, args.seed)
+                if not args.match or any(m in it[0] for m in args.match)]
+    _ITEMS[:] = [it for k, it in enumerate(selected) if k % shard_n == shard_i]
+    _ORDER.update({it[0]: k for k, it in enumerate(selected)})
     names = [b.name for b in backends]
     width = max(18, *(len(n) + 2 for n in names))
     print(f"{'program':<48}" + "".join(f"{n:>{width}}" for n in names))
@@ -173,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         with mp.get_context("fork").Pool(args.jobs) as pool:
             for row in pool.imap_unordered(_compare, range(len(_ITEMS))):
                 show(row)
-    order = {it[0]: k for k, it in enumerate(_ITEMS)}
-    rows.sort(key=lambda r: order[r["program"]])
+    rows.sort(key=lambda r: _ORDER[r["program"]])
+    for r in rows:
+        r["order"] = _ORDER[r["program"]]
     skipped = [r for r in rows if "skipped" in r]
     failures = [(r["program"], r.get("error") or r["report"]) for r in rows
                 if "error" in r or ("skipped" not in r and not r["ok"])]
@@ -198,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "kind": "iso_equiv", "time": time.time(), "cpus": os.cpu_count(), "jobs": args.jobs,
             "backends": names, "suites": args.suites, "match": args.match, "seconds": round(elapsed, 1),
             "max_tokens": args.max_tokens, "ok": not failures and not skipped, "rows": rows,
-            "compiler": args.compiler, "groups": groups})
+            "compiler": args.compiler, "groups": groups, "shard": args.shard})
     if failures:
         print("ISO_EQUIV_FAIL")
         return 1

@@ -206,9 +206,11 @@ def _fuzz_section(fuzz: dict) -> list[str]:
         extra.append(f"seed {fuzz['seed']}")
     if fuzz.get("shard") not in (None, "0/1"):
         extra.append(f"shard {fuzz['shard']}")
-    if "workers" in fuzz:
+    if fuzz.get("workers") is not None:
         extra.append(f"{fuzz['workers']} worker process(es)")
-    if fuzz.get("reference_trace_every", 1) > 1:
+    if fuzz.get("shards"):
+        extra.append(f"merged from {fuzz['shards']} shards")
+    if (fuzz.get("reference_trace_every") or 1) > 1:
         extra.append(f"reference traced on 1 program in {fuzz['reference_trace_every']}")
     if extra:
         lines += ["Campaign: " + ", ".join(extra) + ".", ""]

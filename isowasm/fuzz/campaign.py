@@ -628,9 +628,7 @@ class Campaign:
         return time.monotonic() - self.t0
 
     def coverage(self) -> float:
-        from isowasm.fuzz.generators import ALL_CONSTRUCTS
-        seen = set(self.state["ops"]) & ALL_CONSTRUCTS
-        return 100.0 * len(seen) / len(ALL_CONSTRUCTS)
+        return coverage_percent(self.state["ops"])
 
     def status_line(self) -> str:
         el = self.elapsed()
@@ -663,43 +661,12 @@ class Campaign:
     # -- results ---------------------------------------------------------------
 
     def findings(self) -> list[dict]:
-        out = []
-        d = self.out / "findings"
-        for p in sorted(d.glob("*.json")) if d.exists() else []:
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, ValueError):
-                continue
-        out.sort(key=lambda f: f.get("first_seen", 0))
-        return out
+        return load_findings(self.out)
 
     def write_json(self) -> dict:
-        from isowasm.fuzz.generators import ALL_CONSTRUCTS
-        st = self.state
-        seconds = st["seconds"] + self.elapsed()
-        ops = st["ops"]
-        findings = []
-        for f in self.findings():
-            findings.append({
-                "signature": f["signature"], "kind": f.get("kind"), "op": f.get("op"),
-                "backend": f.get("backend"), "count": st["sig_counts"].get(f["signature"], 1),
-                "seed": f.get("seed"), "index": f.get("index"), "shrunk": f.get("shrunk", False),
-                "lines_before": f.get("lines_before"), "wat": f["wat"], "report": f["report"],
-                "regression": _rel(f.get("regression")),
-            })
-        doc = {
-            "kind": "fuzz", "time": time.time(), "seed": st["seed"], "shard": "/".join(map(str, st["shard"])),
-            "workers": self.args.workers, "programs": st["programs"], "seconds": round(seconds, 3),
-            "rate": round(st["programs"] / max(seconds, 1e-9), 2), "backends": st["backends"],
-            "max_steps": st["max_steps"], "reference_trace_every": self.args.reference_trace,
-            "divergent_programs": st["divergent"], "screen_only_mismatches": st["screen_only"],
-            "op_coverage": {k: ops.get(k, 0) for k in sorted(ALL_CONSTRUCTS)},
-            "coverage_percent": round(self.coverage(), 1),
-            "timings": {k: v for k, v in st["timings"].items() if k != "cpu"},
-            "cpu_seconds": st["timings"].get("cpu", 0.0),
-            "stopped": self.stop_reason or "time",
-            "findings": findings,
-        }
+        doc = summary(self.state, self.findings(), self.state["seconds"] + self.elapsed(),
+                      workers=self.args.workers, reference_trace=self.args.reference_trace,
+                      stopped=self.stop_reason or "time")
         atomic_write(self.json_path, _json_dump(doc))
         return doc
 
@@ -855,6 +822,55 @@ class Campaign:
                     p.join()
 
 
+def load_findings(out: Path) -> list[dict]:
+    """The findings of a campaign's state directory, oldest first."""
+    found = []
+    d = Path(out) / "findings"
+    for p in sorted(d.glob("*.json")) if d.exists() else []:
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    found.sort(key=lambda f: f.get("first_seen", 0))
+    return found
+
+
+def coverage_percent(ops: dict) -> float:
+    """Share of the generator's constructs a campaign has run at least once."""
+    from isowasm.fuzz.generators import ALL_CONSTRUCTS
+
+    return 100.0 * len(set(ops) & ALL_CONSTRUCTS) / len(ALL_CONSTRUCTS)
+
+
+def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_trace, stopped: str) -> dict:
+    """The campaign's summary for `isowasm report` (results/fuzz.json)."""
+    from isowasm.fuzz.generators import ALL_CONSTRUCTS
+
+    ops = st["ops"]
+    findings = [{
+        "signature": f["signature"], "kind": f.get("kind"), "op": f.get("op"),
+        "backend": f.get("backend"), "count": st["sig_counts"].get(f["signature"], 1),
+        "seed": f.get("seed"), "index": f.get("index"), "shrunk": f.get("shrunk", False),
+        "lines_before": f.get("lines_before"), "wat": f["wat"], "report": f["report"],
+        "regression": _rel(f.get("regression")),
+    } for f in found]
+    shard = st["shard"]
+    return {
+        "kind": "fuzz", "time": time.time(), "seed": st["seed"],
+        "shard": shard if isinstance(shard, str) else "/".join(map(str, shard)),
+        "workers": workers, "programs": st["programs"], "seconds": round(seconds, 3),
+        "rate": round(st["programs"] / max(seconds, 1e-9), 2), "backends": st["backends"],
+        "max_steps": st["max_steps"], "reference_trace_every": reference_trace,
+        "divergent_programs": st["divergent"], "screen_only_mismatches": st["screen_only"],
+        "op_coverage": {k: ops.get(k, 0) for k in sorted(ALL_CONSTRUCTS)},
+        "coverage_percent": round(coverage_percent(ops), 1),
+        "timings": {k: v for k, v in st["timings"].items() if k != "cpu"},
+        "cpu_seconds": st["timings"].get("cpu", 0.0),
+        "stopped": stopped,
+        "findings": findings,
+    }
+
+
 def _rel(p: str | None) -> str | None:
     if not p:
         return p
@@ -930,6 +946,10 @@ def cli_fuzz(argv: list[str] | None = None) -> int:
     was (the campaign's findings, old ones included), 2 on a usage error."""
     from isowasm.spec.errors import IsowasmError
 
+    if argv and argv[0] == "merge":
+        from isowasm.fuzz.merge import cli_merge
+
+        return cli_merge(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.backends = resolve_backends(args.backends)
