@@ -1,4 +1,4 @@
-"""The compliance suite: 115 small programs in 13 categories
+"""The compliance suite: 117 small programs in 13 categories
 (isowasm/suites/data/compliance/*.yaml, loaded by isowasm/suites/compliance.py), each
 run on every available backend and compared with the reference executor,
 wasmtime and the case's own expectation; the expectations themselves are
@@ -97,14 +97,14 @@ def test_expectations_match_wasmtime(cc):
 def test_suite_shape():
     counts = collections.Counter(cc.category for cc in CASES)
     assert dict(counts) == CATEGORIES
-    assert sum(CATEGORIES.values()) == 115 == len(CASES)
+    assert sum(CATEGORIES.values()) == 117 == len(CASES)
     names = [cc.name for cc in CASES]
     assert len(set(names)) == len(names)
     assert {cc.lang for cc in CASES} == {"wat", "c"}
     # every status class is exercised: halting, every reachable trap, the budget
     statuses = {cc.expect_status for cc in CASES}
     for s in ("halted", "budget-exhausted", "trapped:oob", "trapped:div_zero", "trapped:int_overflow",
-              "trapped:unreachable", "trapped:call_depth", "trapped:stack_overflow"):
+              "trapped:unreachable", "trapped:call_depth", "trapped:stack_overflow", "trapped:memory_limit"):
         assert s in statuses, s
 
 

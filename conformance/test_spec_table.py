@@ -190,6 +190,7 @@ TRAPS = {
     "return_outside": [("return", 0)],
     "call_depth": [("call", (-1) & M), ("halt", 0)],
     "stack_overflow": [("i32.const", 1), ("br", (-2) & M)],
+    "memory_limit": [("halt", 5)],
 }
 
 
@@ -207,7 +208,7 @@ def test_traps(trap, be):
 def test_table_lists_35_ops_and_the_pseudo_op():
     assert len(table.ops()) == 35
     assert [p["name"] for p in table.machine()["pseudo_ops"]] == ["input_base"]
-    assert set(table.trap_by_code()) == {1, 2, 3, 4}
+    assert set(table.trap_by_code()) == {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize("be", backend_params())

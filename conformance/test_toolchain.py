@@ -325,14 +325,48 @@ def test_memory_size_and_grow():
     assert res.output == bytes([1, 1, 3, 9, 255, 3, 4, 255]) and res.trap == "oob"
 
 
-def test_grow_is_limited_by_the_machine_memory():
-    # wasmtime grows past 160 pages when the module sets no maximum; the
-    # machine has 10 MiB, so memory.grow fails there as at a module maximum.
-    _, prog = compile_source(module("""
-      (call $out (memory.grow (i32.const 159)))
-      (call $out (memory.grow (i32.const 1)))
-      (call $out (memory.size))""", memory="(memory 1)"), "wat")
-    assert run_reference(prog).output == bytes([1, 255, 160])
+def test_grow_past_the_machine_memory_traps_memory_limit():
+    # wasmtime grows past 160 pages when the module sets no maximum (or a
+    # larger one); the machine has 10 MiB, so memory.grow cannot do what wasm
+    # does there and the run ends with the resource trap memory_limit
+    # instead of a silent -1.
+    for memory in ("(memory 1)", "(memory 1 161)", "(memory 1 65536)"):
+        wasm, prog = compile_source(module("""
+          (call $out (memory.grow (i32.const 159)))
+          (call $out (memory.size))
+          (call $out (memory.grow (i32.const 1)))
+          (call $out (i32.const 33))""", memory=memory), "wat")
+        res = run_reference(prog)
+        assert (res.status, res.trap, res.output) == ("trapped", "memory_limit", bytes([1, 160])), memory
+        assert prog.names[res.trap_pc] == "halt" and prog.imms[res.trap_pc] == 5
+        truth = _WT.run(Case("g", prog, wasm), max_steps=100_000)
+        assert (truth.status, truth.output) == ("halted", bytes([1, 160, 160, 33])), memory
+
+
+def test_grow_past_the_wasm_maximum_still_fails():
+    # Where WebAssembly itself refuses (past the module's maximum, or past
+    # 65536 pages without one), memory.grow returns -1 on the machine too,
+    # even when that maximum is beyond the machine's 160 pages.
+    res = run_both(module("""
+      (call $out (memory.grow (i32.const 200)))            ;; 1 + 200 > max 200: -1
+      (call $out (memory.grow (i32.const -1)))
+      (call $out (memory.grow (i32.const 159)))            ;; 1 -> 160
+      (call $out (memory.grow (i32.const 41)))             ;; 160 + 41 > 200: -1, no trap
+      (call $out (memory.size))""", memory="(memory 1 200)"))
+    assert res.status == "halted" and res.output == bytes([255, 255, 1, 255, 160])
+    res = run_both(module("""
+      (call $out (memory.grow (i32.const 65536)))          ;; 1 + 65536 > 65536 pages: -1
+      (call $out (memory.grow (i32.const -1)))
+      (call $out (memory.grow (i32.const 0)))
+      (call $out (memory.size))""", memory="(memory 1)"))
+    assert res.status == "halted" and res.output == bytes([255, 255, 1, 1])
+
+
+def test_wasm_max_is_the_last_reserved_global():
+    # compile.G_WASM_MAX names runtime.wat's last global, after $rem and $lz,
+    # so adding it left every other reserved global's index as it was.
+    from isowasm.toolchain import compile as comp
+    assert len(comp.runtime_module().globals) == comp.G_WASM_MAX + 1
 
 
 def test_full_memory_needs_no_checks():

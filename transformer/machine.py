@@ -51,6 +51,7 @@ MEM = LIM["memory_bytes"]
 STACK = LIM["operand_stack"]
 DEPTH = LIM["call_depth"]
 TRAP_BY_CODE = table.trap_by_code()
+assert all(0 < c < 256 for c in TRAP_BY_CODE), "halt codes are read from the immediate's low byte"
 OPS = {o["name"]: o for o in table.ops()}
 
 KINDS = ["byte", "out"] + [t for t in vocab.TOKENS if t.startswith(("commit(", "trap(")) or t in (
@@ -204,7 +205,8 @@ def _construct(m: Machine) -> None:
         sb.append(g.step(f"sub_borrow{k}", sum((256 ** j * (by(B, j) - by(A, j)) for j in range(k + 1)), Lin()), 1))
     addr = [by(A, k) + by(B, k) + (ca[k - 1] if k else 0) - 256 * ca[k] for k in range(4)]
     subr = [by(A, k) - by(B, k) - (sb[k - 1] if k else 0) + 256 * sb[k] for k in range(4)]
-    hc = {cc: g.eq(f"halt_code{cc}", I[0], cc) for cc in range(5)}
+    # halt immediates are 0 or a trap code (checked at load), all below 256
+    hc = {cc: g.eq(f"halt_code{cc}", I[0], cc) for cc in [0] + sorted(TRAP_BY_CODE)}
     immv = {f"b{k}": I[k] for k in range(4)}
 
     def adder(name, x, y, small):
@@ -303,7 +305,7 @@ def _construct(m: Machine) -> None:
         spec = OPS.get(op)
         if op == "halt":
             case([o, nk[0], hc[0]], "halt")
-            for cc in range(1, 5):
+            for cc in sorted(TRAP_BY_CODE):
                 case([o, nk[0], hc[cc]], f"trap({TRAP_BY_CODE[cc]})")
         elif op in ("br", "br_if", "call", "return"):
             if op == "br":

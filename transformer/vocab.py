@@ -4,7 +4,7 @@ Order (fixed; token ids are indices): `{`, `}`, the 36 opcode names (spec
 order, `input_base` last), byte tokens 00..ff, flagged bytes 00'..ff', input
 characters `!`..`~` except `{` `}`, out(c) for c = 0..255, the 16 commit
 variants commit(SD,sts=S,bt=B) for SD in +1,+0,-1,-2, branch_taken,
-call_commit, return_commit, trap(NAME) for the 8 traps (`halt` is the
+call_commit, return_commit, trap(NAME) for the 9 traps (`halt` is the
 opcode token).
 """
 

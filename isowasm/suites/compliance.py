@@ -22,7 +22,8 @@ Byte strings are written as YAML text whose characters are the bytes
 
 `ground_truth: machine` marks the cases whose expectation is the machine's
 own verdict and which wasmtime cannot confirm: resource traps (`call_depth`,
-`stack_overflow`; machine.yaml `resource: true`) and budget exhaustion.
+`stack_overflow`, `memory_limit`; machine.yaml `resource: true`) and budget
+exhaustion.
 Validation insists on it for those and forbids it elsewhere, so no
 wasmtime-checkable expectation can slip out of the check.
 """
@@ -48,7 +49,7 @@ CATEGORIES: dict[str, int] = {
     "memory": 14,
     "io": 8,
     "io-integration": 3,
-    "limits": 15,
+    "limits": 17,
     "loops": 7,
     "loop-arithmetic": 7,
     "loop-memory": 4,

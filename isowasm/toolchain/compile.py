@@ -33,11 +33,14 @@ PAGE = 65536
 LIMITS = table.limits()
 MACHINE_PAGES = LIMITS["memory_bytes"] // PAGE
 RUNTIME_WAT = Path(__file__).with_name("runtime.wat")
+WASM_PAGES = 65536           # the most pages a 32-bit WebAssembly memory can have
 # Reserved globals (runtime.wat's), after the program's own; the first three
-# hold the memory size for bounds checks and memory.size/grow.
+# hold the memory size for bounds checks and memory.size/grow, the last
+# (G_WASM_MAX) the size WebAssembly's memory.grow may reach.
 G_MEM_BYTES, G_MEM_PAGES, G_MEM_MAX = range(3)
-# Calls to these runtime imports become traps.
-_TRAP_IMPORTS = {"trap_div_zero": 2, "trap_int_overflow": 3}
+G_WASM_MAX = 5
+# Calls to the runtime imports "trap_NAME" become `halt CODE` (machine.yaml).
+_TRAP_IMPORTS = {f"trap_{t['name']}": t["code"] for t in table.traps() if t["code"] is not None}
 
 
 class Asm:
@@ -475,6 +478,13 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
             if v:
                 asm.emit("i32.const", v)
                 asm.emit("global.set", gbase + g)
+    if _uses(m, {"memory.grow"}):
+        # Past G_MEM_MAX but within this, memory.grow traps memory_limit
+        # (wasm would grow); past this it returns -1, as wasm does.
+        wasm_max = WASM_PAGES if m.mem_max is None else min(WASM_PAGES, m.mem_max)
+        if wasm_max:
+            asm.emit("i32.const", wasm_max)
+            asm.emit("global.set", gbase + G_WASM_MAX)
     _data_segments(asm, m, mem_min * PAGE)
     if m.start is not None:
         asm.jump("call", func_labels[m.start])

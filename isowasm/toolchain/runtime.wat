@@ -13,17 +13,21 @@
 ;; its worst operands; conformance/test_lowering.py holds them to a bound.
 ;;
 ;; Globals are the toolchain's reserved globals, placed after the program's
-;; own: the memory size for bounds checks and memory.size/memory.grow, and
-;; two values helpers hand back besides their result.
-;; Imports from "isowasm" are traps: each call becomes `halt <code>`.
+;; own: the memory size for bounds checks and memory.size/memory.grow, two
+;; values helpers hand back besides their result, and (last, so the others
+;; keep their indices) the size WebAssembly itself lets memory.grow reach.
+;; Imports from "isowasm" are traps: each call becomes `halt <code>`, the
+;; code of the trap named after "trap_" in spec/machine.yaml.
 (module
   (import "isowasm" "trap_div_zero" (func $trap_div_zero))
   (import "isowasm" "trap_int_overflow" (func $trap_int_overflow))
+  (import "isowasm" "trap_memory_limit" (func $trap_memory_limit))
   (global $mem_bytes (mut i32) (i32.const 0))   ;; current memory size in bytes
   (global $mem_pages (mut i32) (i32.const 0))   ;; current memory size in pages
-  (global $mem_max (mut i32) (i32.const 0))     ;; pages memory.grow may reach
+  (global $mem_max (mut i32) (i32.const 0))     ;; pages the machine's memory.grow may reach
   (global $rem (mut i32) (i32.const 0))         ;; remainder left by $div_u
   (global $lz (mut i32) (i32.const 0))          ;; leading zeros found by $norm
+  (global $wasm_max (mut i32) (i32.const 0))    ;; pages WebAssembly's memory.grow may reach
 
   ;; a * b: shift-and-add over b's bits, MSB first: r = 2r + (bit ? a : 0).
   ;; b is the smaller operand, and its leading zero bits are skipped ($norm)
@@ -349,15 +353,21 @@
         (br_if $next (local.tee $a (i32.add (local.get $a) (local.get $a))))))
     (local.get $n))
 
-  ;; memory.grow(n): the old size in pages, or -1 when the size would pass
-  ;; $mem_max (the module's maximum, at most the machine's 160 pages). The
-  ;; new pages are already zero: the bounds checks kept every access below
-  ;; the old size. Bytes = pages * 65536 by 16 doublings.
+  ;; memory.grow(n): the old size in pages; -1 when the size would pass
+  ;; $wasm_max (the module's maximum, else 65536 pages: WebAssembly fails the
+  ;; grow too); the trap memory_limit when it stays within $wasm_max but
+  ;; would pass $mem_max (the machine's 160 pages, limits.memory_bytes),
+  ;; where wasm would succeed. $old <= $mem_max <= $wasm_max, so neither
+  ;; difference wraps. The new pages are already zero: the bounds checks
+  ;; kept every access below the old size. Bytes = pages * 65536 by 16
+  ;; doublings.
   (func $mem_grow (export "mem_grow") (param $n i32) (result i32)
     (local $old i32)
     (local.set $old (global.get $mem_pages))
-    (if (i32.gt_u (local.get $n) (i32.sub (global.get $mem_max) (local.get $old)))
+    (if (i32.gt_u (local.get $n) (i32.sub (global.get $wasm_max) (local.get $old)))
       (then (return (i32.const -1))))
+    (if (i32.gt_u (local.get $n) (i32.sub (global.get $mem_max) (local.get $old)))
+      (then (call $trap_memory_limit)))
     (global.set $mem_pages (i32.add (local.get $old) (local.get $n)))
     global.get $mem_pages
     local.tee $n local.get $n i32.add  local.tee $n local.get $n i32.add

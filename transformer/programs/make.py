@@ -271,6 +271,10 @@ PROGRAMS = {
     "trap_unreachable": ("""
         halt 1
     """, b""),
+    "trap_memory_limit": ("""
+        i32.const 7
+        halt 5
+    """, b""),
 }
 
 

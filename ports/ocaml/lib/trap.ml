@@ -9,10 +9,11 @@ type t =
   | Stack_overflow
   | Stack_underflow
   | Return_outside
+  | Memory_limit
 
 let all =
   [| Unreachable; Div_zero; Int_overflow; Oob; Call_depth; Stack_overflow;
-     Stack_underflow; Return_outside |]
+     Stack_underflow; Return_outside; Memory_limit |]
 
 let name = function
   | Unreachable -> "unreachable"
@@ -23,6 +24,7 @@ let name = function
   | Stack_overflow -> "stack_overflow"
   | Stack_underflow -> "stack_underflow"
   | Return_outside -> "return_outside"
+  | Memory_limit -> "memory_limit"
 
 (* The halt immediate that raises the trap explicitly, if any. *)
 let code = function
@@ -30,10 +32,11 @@ let code = function
   | Div_zero -> Some 2
   | Int_overflow -> Some 3
   | Oob -> Some 4
+  | Memory_limit -> Some 5
   | Call_depth | Stack_overflow | Stack_underflow | Return_outside -> None
 
 let resource = function
-  | Call_depth | Stack_overflow -> true
+  | Call_depth | Stack_overflow | Memory_limit -> true
   | _ -> false
 
 let of_code c =

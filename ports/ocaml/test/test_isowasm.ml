@@ -287,7 +287,7 @@ let () =
     "token 6 'input_base'";
   rejects "local index" "{ local.get 00 01 00 00 halt 00 00 00 00 }" "local index 256";
   rejects "global index" "{ global.set 00 01 00 00 halt 00 00 00 00 }" "global index 256";
-  rejects "halt code" "{ halt 05 00 00 00 }" "halt code 5";
+  rejects "halt code" "{ halt 06 00 00 00 }" "halt code 6";
   rejects "branch target" "{ br 00 00 00 00 }" "targets pc 1";
   rejects "branch backwards" "{ br_if fd ff ff ff halt 00 00 00 00 }" "targets pc -2";
   rejects "call target" "{ call 01 00 00 00 halt 00 00 00 00 }" "targets pc 2";

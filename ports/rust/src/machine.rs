@@ -927,6 +927,7 @@ mod tests {
             (2, Trap::DivZero),
             (3, Trap::IntOverflow),
             (4, Trap::Oob),
+            (5, Trap::MemoryLimit),
         ] {
             let (t, pc, r) = trap_of(&format!("{}\nhalt {code:02x} 00 00 00", c(0)));
             assert_eq!((t, pc, r.steps, r.tokens), (want, 1, 2, 2 + 5 + 1));

@@ -235,7 +235,7 @@ fn validate(code: &[Instr]) -> Result<(), (usize, String)> {
         if op == Op::Halt && imm != 0 && Trap::from_code(imm).is_none() {
             return Err((
                 pc,
-                format!("halt code {imm} at pc {pc} is neither 0 nor a trap code (1..4)"),
+                format!("halt code {imm} at pc {pc} is neither 0 nor a trap code (1..5)"),
             ));
         }
         if op.is_branch() {
@@ -426,7 +426,7 @@ mod tests {
         assert!(parse("{ local.tee ff 00 00 00 halt 00 00 00 00 }").is_ok());
         assert!(err("{ global.set 00 01 00 00 halt 00 00 00 00 }").contains("global index 256"));
         assert!(parse("{ global.get ff 00 00 00 halt 00 00 00 00 }").is_ok());
-        assert!(err("{ halt 05 00 00 00 }").contains("halt code 5"));
+        assert!(err("{ halt 06 00 00 00 }").contains("halt code 6"));
         assert!(parse("{ halt 04 00 00 00 }").is_ok());
         assert!(err("{ br 00 00 00 00 }").contains("targets pc 1"));
         assert!(parse("{ br ff ff ff ff }").is_ok());

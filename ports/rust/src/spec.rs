@@ -186,10 +186,11 @@ pub enum Trap {
     StackOverflow,
     StackUnderflow,
     ReturnOutside,
+    MemoryLimit,
 }
 
 impl Trap {
-    pub const ALL: [Trap; 8] = [
+    pub const ALL: [Trap; 9] = [
         Trap::Unreachable,
         Trap::DivZero,
         Trap::IntOverflow,
@@ -198,6 +199,7 @@ impl Trap {
         Trap::StackOverflow,
         Trap::StackUnderflow,
         Trap::ReturnOutside,
+        Trap::MemoryLimit,
     ];
 
     /// The name used in `trap(NAME)` and in statuses.
@@ -211,6 +213,7 @@ impl Trap {
             Trap::StackOverflow => "stack_overflow",
             Trap::StackUnderflow => "stack_underflow",
             Trap::ReturnOutside => "return_outside",
+            Trap::MemoryLimit => "memory_limit",
         }
     }
 
@@ -221,6 +224,7 @@ impl Trap {
             Trap::DivZero => Some(2),
             Trap::IntOverflow => Some(3),
             Trap::Oob => Some(4),
+            Trap::MemoryLimit => Some(5),
             _ => None,
         }
     }
@@ -232,7 +236,7 @@ impl Trap {
 
     /// Resource traps: wasmtime's own limits differ (MACHINE.md §6).
     pub fn is_resource(self) -> bool {
-        matches!(self, Trap::CallDepth | Trap::StackOverflow)
+        matches!(self, Trap::CallDepth | Trap::StackOverflow | Trap::MemoryLimit)
     }
 }
 
@@ -255,6 +259,7 @@ mod tests {
         assert_eq!(Trap::from_code(1), Some(Trap::Unreachable));
         assert_eq!(Trap::from_code(4), Some(Trap::Oob));
         assert_eq!(Trap::from_code(0), None);
-        assert_eq!(Trap::from_code(5), None);
+        assert_eq!(Trap::from_code(5), Some(Trap::MemoryLimit));
+        assert_eq!(Trap::from_code(6), None);
     }
 }
