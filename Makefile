@@ -8,7 +8,7 @@ JOBS ?= 2
 # CI sets these so a port that failed to build fails the run, not a skip.
 REQUIRE ?= reference,wasmtime,rust,ocaml,transformer
 
-.PHONY: setup system-deps python-deps rust ocaml engine verify test test-slow findings clean
+.PHONY: setup system-deps python-deps rust ocaml engine verify unit-tests test test-slow findings clean
 
 setup: system-deps python-deps rust ocaml engine
 
@@ -39,7 +39,18 @@ ocaml: system-deps
 verify: setup
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m isowasm.cli verify
 
-test: setup
+# The ports' own unit tests, before the conformance suite: cargo test of the
+# Rust port (its lib, parser and machine tests and the CLI binary's) and of
+# the engine, and dune test of the OCaml port. A debug build: the `python`
+# feature (pyo3) is off by default, so the tests link without libpython and
+# share nothing with the release build pip makes; rebuilt only when the
+# sources change (measured: 19 s from nothing on 2 cores, 1.4 s after).
+unit-tests: system-deps
+	cd ports/rust && cargo test -q -j $(JOBS)
+	cd transformer/engine && cargo test -q -j $(JOBS)
+	cd ports/ocaml && dune test --force -j $(JOBS) 2>&1
+
+test: setup unit-tests
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q
 
 test-slow: setup

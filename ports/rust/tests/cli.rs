@@ -1,11 +1,17 @@
 //! The command-line binary, end to end.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+// One file per call: the tests run on parallel threads of one process, and
+// two of them run the same program (a name derived from the program raced:
+// one test removed the file while the other's binary was opening it).
+static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 fn run_cli(program: &str, args: &[&str]) -> (i32, String, String) {
     let dir = std::env::temp_dir().join(format!("isowasm-rust-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("p{}.txt", program.len()));
+    let path = dir.join(format!("p{}.txt", CALLS.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, program).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_isowasm-rust"))
         .arg("run")
