@@ -23,6 +23,10 @@ themselves (rust, ocaml) that is their own parser, reached through
 
 from __future__ import annotations
 
+from functools import partial
+
+from conformance.asm import asm as _asm
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -71,24 +75,7 @@ ENGINE_LONG_PROGRAMS = ("transformer: program files past about 13,100 instructio
                         "is quadratic before that (4,000 instructions: 15 s); see ENGINE.md's horizon")
 
 
-def asm(items, data: bytes = b"") -> Program:
-    """[(op, imm), (op,), "label:"]; an immediate "->label" is the offset from
-    the next instruction to the label (branches, calls, and the return
-    convention)."""
-    labels, ops = {}, []
-    for it in items:
-        if isinstance(it, str):
-            labels[it[:-1]] = len(ops)
-        else:
-            ops.append(it)
-    names, imms = [], []
-    for pc, (name, *imm) in enumerate(ops):
-        v = imm[0] if imm else 0
-        if isinstance(v, str):
-            v = labels[v[2:]] - (pc + 1)
-        names.append(name)
-        imms.append(v & M32)
-    return Program(names, imms, data, "limits")
+asm = partial(_asm, source='limits')
 
 
 def const(v: int):

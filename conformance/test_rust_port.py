@@ -7,6 +7,8 @@ their combinations."""
 
 from __future__ import annotations
 
+from conformance.asm import asm
+
 import random
 
 import pytest
@@ -37,24 +39,6 @@ MEM = LIM["memory_bytes"]
 
 # ---- helpers -----------------------------------------------------------
 
-def asm(items, data: bytes = b"") -> Program:
-    """Assemble a list of `(op, imm)` / `(op,)` tuples and `"name:"` labels;
-    an immediate `"->name"` becomes the offset from the next instruction to
-    the label (branches, calls, and the return convention)."""
-    labels, ops = {}, []
-    for it in items:
-        if isinstance(it, str):
-            labels[it[:-1]] = len(ops)
-        else:
-            ops.append(it)
-    names, imms = [], []
-    for pc, (name, *imm) in enumerate(ops):
-        v = imm[0] if imm else 0
-        if isinstance(v, str):
-            v = labels[v[2:]] - (pc + 1)
-        names.append(name)
-        imms.append(v & M32)
-    return Program(names, imms, data)
 
 
 def const(v: int):

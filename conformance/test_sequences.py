@@ -22,6 +22,10 @@ port's pool is per thread), with a newly loaded model for the engine.
 
 from __future__ import annotations
 
+from functools import partial
+
+from conformance.asm import asm as _asm
+
 import dataclasses
 import random
 import threading
@@ -55,21 +59,7 @@ MACHINES = backend_params(exclude=("transformer-graph", "transformer-torch"))
 OWN_LOADER = {"rust", "ocaml"}   # backends that parse the program file themselves
 
 
-def asm(items, data: bytes = b"", source: str = "seq") -> Program:
-    labels, ops = {}, []
-    for it in items:
-        if isinstance(it, str):
-            labels[it[:-1]] = len(ops)
-        else:
-            ops.append(it)
-    names, imms = [], []
-    for pc, (name, *imm) in enumerate(ops):
-        v = imm[0] if imm else 0
-        if isinstance(v, str):
-            v = labels[v[2:]] - (pc + 1)
-        names.append(name)
-        imms.append(v & M32)
-    return Program(names, imms, data, source)
+asm = partial(_asm, source='seq')
 
 
 def const(v: int):
