@@ -78,18 +78,7 @@ class CommandCompiler(Compiler):
 
 
 def declared_compilers() -> dict[str, dict]:
-    path, items = declarations("compilers")
-    if path is None:
-        return {}
-    if not isinstance(items, dict):
-        raise IsowasmError(f"{path}: expected a mapping `compilers: {{name: {{command: [...]}}}}`")
-    for name, d in items.items():
-        if not isinstance(d, dict) or not isinstance(d.get("command"), list) or not d["command"]:
-            raise IsowasmError(f"{path}: compiler {name!r}: `command` must be a non-empty list")
-        unknown = sorted(set(d) - KEYS)
-        if unknown:
-            raise IsowasmError(f"{path}: compiler {name!r}: unknown key(s) {', '.join(unknown)}")
-    return {name: dict(d, _file=str(path)) for name, d in items.items()}
+    return declarations("compilers", KEYS)
 
 
 def get_compiler(name: str | None) -> Compiler | None:

@@ -40,36 +40,40 @@ def backends_file() -> Path | None:
     return p if p.exists() else None
 
 
-def declarations(section: str) -> tuple[Path | None, dict | None]:
-    """(the backends file, its `section` mapping) — (None, {}) without a file."""
+def declarations(section: str, keys: set[str]) -> dict[str, dict]:
+    """name -> declaration of one section (`backends`, `compilers`) of the
+    backends file, each checked for a non-empty `command` list and known
+    keys, with `_file` added; empty without a file."""
     path = backends_file()
     if path is None:
-        return None, {}
+        return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise IsowasmError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    return path, (data.get(section, {}) if isinstance(data, dict) else None)
+    items = data.get(section, {}) if isinstance(data, dict) else None
+    what = section[:-1]
+    if not isinstance(items, dict):
+        raise IsowasmError(f"{path}: expected a mapping `{section}: {{name: {{command: [...]}}}}`")
+    for name, d in items.items():
+        if not isinstance(d, dict) or not isinstance(d.get("command"), list) or not d["command"]:
+            raise IsowasmError(f"{path}: {what} {name!r}: `command` must be a non-empty list")
+        unknown = sorted(set(d) - keys)
+        if unknown:
+            raise IsowasmError(f"{path}: {what} {name!r}: unknown key(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(keys))})")
+    return {name: dict(d, _file=str(path)) for name, d in items.items()}
 
 
 def declared() -> dict[str, dict]:
-    """name -> declaration, from the backends file (empty without one)."""
-    path, items = declarations("backends")
-    if path is None:
-        return {}
-    if not isinstance(items, dict):
-        raise IsowasmError(f"{path}: expected a mapping `backends: {{name: {{command: [...]}}}}`")
+    """name -> backend declaration, from the backends file (empty without one)."""
+    items = declarations("backends", KEYS)
     for name, d in items.items():
-        if not isinstance(d, dict) or not isinstance(d.get("command"), list) or not d["command"]:
-            raise IsowasmError(f"{path}: backend {name!r}: `command` must be a non-empty list")
-        unknown = sorted(set(d) - KEYS)
-        if unknown:
-            raise IsowasmError(f"{path}: backend {name!r}: unknown key(s) {', '.join(unknown)} "
-                               f"(known: {', '.join(sorted(KEYS))})")
+        path = d["_file"]
         for key in ("prompt_input", "trace_input"):
             if d.get(key, "always") not in INPUT_MODES:
                 raise IsowasmError(f"{path}: backend {name!r}: {key} must be one of {', '.join(INPUT_MODES)}")
-    return {name: dict(d, _file=str(path)) for name, d in items.items()}
+    return items
 
 
 class CommandBackend(Backend):
