@@ -37,6 +37,9 @@ def isowasm(decl, *args, timeout=600):
                           timeout=timeout, env=env, cwd=decl.parent)
 
 
+OPS = {"rem-wrong": "i32.rem_s", "shr-wrong": "i32.shr_s"}
+
+
 @pytest.mark.parametrize("compiler, case", [("rem-wrong", "arithmetic/rem-s-signs"),
                                             ("shr-wrong", "arithmetic/shr-s-mod-32")])
 def test_compliance_suite_flags_a_wrong_lowering(decl, compiler, case):
@@ -54,6 +57,10 @@ def test_compliance_suite_flags_a_wrong_lowering(decl, compiler, case):
     groups = doc["groups"]
     assert groups and sum(g["count"] for g in groups) == len(failing)
     assert all(g["signature"].startswith("output-") and g["backend"] == "machines" for g in groups), groups
+    # the op probes name the wrongly lowered op, with its smallest operands
+    op = OPS[compiler]
+    assert all(g["op"] == op and g["blame"].startswith(f"{op}: {op}(") for g in groups), groups
+    assert f"op probe: {op}: {op}(" in p.stdout
     assert any(g["repro"]["program"] == f"compliance/{case}" or f"compliance/{case}" in g["programs"]
                for g in groups)
     rep = isowasm(decl, "report")
@@ -81,6 +88,41 @@ def test_verify_names_the_wrong_shift(decl, tmp_path):
     assert bad.returncode == 1, bad.stdout + bad.stderr
     # -512 >> 25 is -1 ('/'); as shr_u it is 127 (0xaf after the + 48)
     assert 'reference: output "\\xaf", wasmtime "/"' in bad.stdout, bad.stdout
+    assert "cause: output-value:i32.shr_s:reference; op probe: i32.shr_s: i32.shr_s(" in bad.stdout, bad.stdout
+
+
+@pytest.mark.parametrize("compiler", ["rem-wrong", "shr-wrong", "ours-by-protocol"])
+def test_fuzz_campaign_flags_a_wrong_lowering(decl, compiler):
+    """30 seconds of `isowasm fuzz --compiler`: the op probes that open the
+    campaign catch the wrong op, the finding names it and is shrunk to the
+    op alone, and its regression case is one `pytest conformance/` runs;
+    isowasm's own compiler through the same protocol gives no finding."""
+    p = isowasm(decl, "fuzz", "--compiler", compiler, "--time", "30s", "--workers", "2",
+                "--backends", "reference,wasmtime,rust", "--shrink-seconds", "30")
+    assert p.returncode == (0 if compiler == "ours-by-protocol" else 1), p.stdout[-2000:] + p.stderr
+    doc = json.loads((decl.parent / "results" / "fuzz.json").read_text())
+    assert doc["programs"] >= 64, doc["programs"]
+    if compiler == "ours-by-protocol":
+        assert doc["findings"] == [], [f["signature"] for f in doc["findings"]]
+        return
+    op = OPS[compiler]
+    mine = [f for f in doc["findings"] if f["op"] == op]
+    assert mine and all(f["op"] == op for f in doc["findings"]), [f["signature"] for f in doc["findings"]]
+    f = min(mine, key=lambda f: f["wat"].count("\n"))
+    assert f["signature"] == f"output-value:{op}:machines" and f["blame"].startswith(f"{op}: {op}(")
+    assert f"new divergence: output-value:{op}:machines" in p.stderr + p.stdout
+    # minimal: the output helper and one call of the op on two constants
+    body = f["wat"].split('(export "compute")', 1)[1]
+    assert body.count("(i32.") <= 3 and f"({op} (i32.const" in body, f["wat"]
+    reg = decl.parent / f["regression"]
+    assert reg.is_file() and f"({op} (i32.const" in reg.read_text()
+    # the regression case runs in the conformance suite (and passes there:
+    # isowasm's own compiler lowers the op correctly)
+    env = dict(os.environ, ISOWASM_REGRESSIONS_DIR=str(reg.parent))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        str(REPO / "conformance" / "test_regressions.py"), "-k", "not valid and not separate"],
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-2000:]
 
 
 def test_unknown_compiler_is_one_line_error(decl):

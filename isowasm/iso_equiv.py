@@ -22,6 +22,7 @@ from isowasm.atomic import atomic_write_json
 from isowasm.backends import available_backends, get_backend, required_backends
 from isowasm.runner import compare_case
 from isowasm.fuzz.oracles import compile_signature, describe_groups, group_by_cause, signature_of
+from isowasm.fuzz.probes import blamed
 from isowasm.spec.errors import IsowasmError
 
 SUITES = ("examples", "compliance", "generated")
@@ -102,8 +103,9 @@ def _compare(i: int) -> dict:
         "results": {n: {"status": r.status, "trap": r.trap, "tokens": r.tokens, "digest": r.digest,
                         "seconds": round(r.seconds, 3)} for n, r in cmp.results.items()},
         "seconds": round(time.perf_counter() - t0, 3),
-        "signature": None if cmp.ok else signature_of(
+        "signature": None if cmp.ok else blamed(signature_of(
             cmp, [b.name for b in _BACKENDS], {b.name: bool(b.traces) for b in _BACKENDS}),
+            case.wasm, _COMPILER[0], next((b for b in _BACKENDS if b.name == "wasmtime"), None)),
     }
 
 

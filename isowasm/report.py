@@ -165,7 +165,10 @@ def _iso_section(results: Path) -> list[str]:
                              for g in d["groups"]])
             for g in d["groups"]:
                 rep = (g["repro"].get("report") or "").rstrip()
-                lines += ["", f"`{g['signature']}` — {g['repro']['program']}:", "", "```", rep, "```"]
+                lines += ["", f"`{g['signature']}` — {g['repro']['program']}:", ""]
+                if g.get("blame"):
+                    lines += [f"Op probe (the op alone, compiled the same way): {g['blame']}", ""]
+                lines += ["```", rep, "```"]
         else:
             for r in d["rows"]:
                 if "error" in r or ("cells" in r and not r["ok"]):
@@ -249,12 +252,14 @@ def _fuzz_section(fuzz: dict) -> list[str]:
     findings = fuzz.get("findings", [])
     if findings:
         lines += [f"{len(findings)} distinct divergence(s):", ""]
-        lines += _table(["signature", "programs", "regression case"],
-                        [[f"`{f_['signature']}`", f_.get("count", 1), f"`{f_['regression']}`"
-                          if f_.get("regression") else "-"] for f_ in findings]) + [""]
+        lines += _table(["signature", "op", "programs", "regression case"],
+                        [[f"`{f_['signature']}`", f"`{f_.get('op') or '?'}`", f_.get("count", 1),
+                          f"`{f_['regression']}`" if f_.get("regression") else "-"] for f_ in findings]) + [""]
         for f_ in findings:
-            lines += [f"### {f_['signature']}", "", "```wat", f_["wat"].rstrip(), "```", "",
-                      "```", f_["report"].rstrip(), "```", ""]
+            lines += [f"### {f_['signature']}", ""]
+            if f_.get("blame"):
+                lines += [f"Op probe (the op alone, compiled the same way): {f_['blame']}", ""]
+            lines += ["```wat", f_["wat"].rstrip(), "```", "", "```", f_["report"].rstrip(), "```", ""]
     else:
         lines += ["No divergence found.", ""]
     return lines

@@ -107,15 +107,21 @@ def verify(backends: list[str] | None = None, programs: list[str] | None = None,
             outcomes.append(what)
             print(f"{name:<{namew}}" + "".join(f"{verdicts[c]:>{width}}" for c in cols)
                   + f"{tokens if tokens is not None else '-':>12}{dt:>10.2f}  {what}", flush=True)
+            cause = None
+            if what == "diverge":
+                cause = _cause(cmp, {n: b for n, b in chosen.items() if b in runnable}, case, cc,
+                               probe=cc is not None or module is None)
             if what != "agree":
-                details.append(_details(cmp, budget, max_steps is None and bool(programs)))
+                details.append(_details(cmp, budget, max_steps is None and bool(programs))
+                               + (f"\n  cause: {cause['signature']}" if cause else "")
+                               + (f"; op probe: {cause['blame']}" if cause and cause.get("blame") else ""))
             if any(b.needs_wasm for b in chosen.values()) and case.wasm is None:
                 details.append(f"{name}: wasmtime not run (a program file without --module "
                                f"has no original module)")
             rows.append({
                 "program": name, "verdicts": verdicts, "outcome": what, "max_steps": budget,
                 "results": {n: _result_json(r) for n, r in cmp.results.items()},
-                "problems": cmp.problems, "inconclusive": cmp.inconclusive,
+                "problems": cmp.problems, "inconclusive": cmp.inconclusive, "cause": cause,
             })
     finally:
         for b in chosen.values():
@@ -135,6 +141,21 @@ def verify(backends: list[str] | None = None, programs: list[str] | None = None,
         return EXIT_INCONCLUSIVE
     print("VERIFY_OK")
     return EXIT_OK
+
+
+def _cause(cmp, backends, case, compiler, probe: bool) -> dict:
+    """The divergence's signature (isowasm.fuzz.oracles), with the op the
+    probes blame when every machine agrees against wasmtime. Probing needs
+    the compiler that made the program: not done for a program file made
+    elsewhere (`--module` without `--compiler`)."""
+    from isowasm.fuzz.oracles import signature_of
+
+    sig = signature_of(cmp, list(backends), {n: bool(b.traces) for n, b in backends.items()})
+    if not probe:
+        return sig
+    from isowasm.fuzz.probes import blamed
+
+    return blamed(sig, case.wasm, compiler, backends.get("wasmtime"))
 
 
 def _details(cmp, budget: int, default_budget_used: bool) -> str:

@@ -180,8 +180,22 @@ class Worker:
     # -- generation --------------------------------------------------------
 
     def module(self, k: int):
+        """Program k: the op probes first (isowasm/fuzz/probes.py; every op
+        on every operand class), then the generator's program k."""
         from isowasm.fuzz.generators import direct_module
+        from isowasm.fuzz.probes import PROBES
+
+        if self.cfg.get("probes", True) and k < len(PROBES):
+            return PROBES[k][1]
         return direct_module(self.seed, k)
+
+    def signature(self, cmp, wasm: bytes | None) -> dict:
+        """signature_of, with the op the probes blame when every machine
+        agrees against wasmtime (a wrong program file: the compiler's op)."""
+        from isowasm.fuzz.probes import blamed
+
+        return blamed(signature_of(cmp, self.names, self.traces), wasm, self.compiler,
+                      self.by_name.get("wasmtime"))
 
     # -- running -----------------------------------------------------------
 
@@ -314,7 +328,7 @@ class Worker:
                 confirmed_ok += 1
                 continue
             divergent += 1
-            found.append(self._finding(k, m, wat, cmp))
+            found.append(self._finding(k, m, wat, cmp, case.wasm))
             if self.stop:
                 complete = False
                 break
@@ -339,8 +353,8 @@ class Worker:
              "report": traceback.format_exc(), "shrunk": True, "lines_before": wat.count("\n")}
         return self._record(f, None, None)
 
-    def _finding(self, k, m, wat, cmp) -> dict:
-        s = signature_of(cmp, self.names, self.traces)
+    def _finding(self, k, m, wat, cmp, wasm) -> dict:
+        s = self.signature(cmp, wasm)
         f = {**s, "seed": self.seed, "index": k, "wat": wat, "report": cmp.report(),
              "shrunk": False, "lines_before": wat.count("\n")}
         return self._record(f, cmp, m)
@@ -386,7 +400,7 @@ class Worker:
         cmp = self.confirm(case, explain)
         if cmp.ok:
             return None, cmp
-        return signature_of(cmp, self.names, self.traces)["signature"], cmp
+        return self.signature(cmp, wasm)["signature"], cmp
 
     def _run_all_traced(self, case) -> dict:
         from isowasm.backends.reference import ReferenceBackend
@@ -551,7 +565,7 @@ class Campaign:
         a = self.args
         fresh = {"version": STATE_VERSION, "seed": a.seed, "shard": list(a.shard),
                  "backends": a.backends, "max_steps": a.max_steps, "chunk": CHUNK,
-                 "compiler": getattr(a, "compiler", None),
+                 "compiler": getattr(a, "compiler", None), "probes": getattr(a, "probes", True),
                  "done_prefix": 0, "done_extra": [], "programs": 0, "seconds": 0.0,
                  "divergent": 0, "screen_only": 0, "ops": {}, "sig_counts": {}, "timings": {},
                  "sessions": 0}
@@ -571,7 +585,7 @@ class Campaign:
             raise IsowasmError(f"{self.state_path}: not a version-{STATE_VERSION} campaign state "
                                f"(missing fields or another version); remove the directory or use "
                                f"another --out")
-        for key in ("seed", "shard", "backends", "max_steps", "chunk", "compiler"):
+        for key in ("seed", "shard", "backends", "max_steps", "chunk", "compiler", "probes"):
             if st.get(key) != fresh[key]:
                 raise IsowasmError(f"{self.out} holds a campaign with {key} {st.get(key)!r}, "
                                    f"not {fresh[key]!r}: resume with the same options or use another --out")
@@ -620,8 +634,10 @@ class Campaign:
         for f in r["found"]:
             sc[f["signature"]] += 1
             if f.get("new"):
+                blame = f["finding"].get("blame")
                 self.say(f"new divergence: {f['signature']} "
-                         f"(shrunk to {f['finding']['wat'].count(chr(10))} lines)")
+                         f"(shrunk to {f['finding']['wat'].count(chr(10))} lines)"
+                         + (f"; op probe: {blame}" if blame else ""))
         st["sig_counts"] = dict(sc)
 
     def elapsed(self) -> float:
@@ -677,7 +693,7 @@ class Campaign:
         cfg = {"seed": a.seed, "backends": a.backends, "max_steps": a.max_steps,
                "out": str(self.out), "regressions": str(a.regressions),
                "reference_trace": a.reference_trace, "shrink_seconds": a.shrink_seconds,
-               "compiler": a.compiler}
+               "compiler": a.compiler, "probes": a.probes}
         self.out.mkdir(parents=True, exist_ok=True)
         self.state["sessions"] = self.state.get("sessions", 0) + 1
         self.save_state()
@@ -711,7 +727,9 @@ class Campaign:
             self.say(f"[fuzz] {doc['programs']:,} programs in {doc['seconds']:.0f} s "
                      f"({doc['rate']:.1f} programs/s over the campaign), {len(doc['findings'])} distinct "
                      f"divergence(s), coverage {doc['coverage_percent']:.0f}%; wrote {self.json_path}")
-        return 1 if self.state["sig_counts"] else 0
+        # a finding a worker saved before the stop counts even when its chunk
+        # never reported back
+        return 1 if self.state["sig_counts"] or self.findings() else 0
 
     def finish_unshrunk(self, cfg: dict) -> None:
         """Findings saved but not shrunk (the last session was killed while
@@ -852,7 +870,7 @@ def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_t
         "backend": f.get("backend"), "count": st["sig_counts"].get(f["signature"], 1),
         "seed": f.get("seed"), "index": f.get("index"), "shrunk": f.get("shrunk", False),
         "lines_before": f.get("lines_before"), "wat": f["wat"], "report": f["report"],
-        "regression": _rel(f.get("regression")),
+        "regression": _rel(f.get("regression")), "blame": f.get("blame"),
     } for f in found]
     shard = st["shard"]
     return {
@@ -916,6 +934,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--compiler", default=None,
                     help="run the program files this compiler makes from each module (`isowasm` or "
                          "one declared under `compilers:` in isowasm-backends.yaml)")
+    ap.add_argument("--no-probes", dest="probes", action="store_false",
+                    help="skip the op probes that open every campaign (isowasm/fuzz/probes.py: "
+                         "each op on every operand class, the first programs of the campaign)")
     ap.add_argument("--shrink-seconds", type=float, default=60.0, help="time limit per shrink (default 60)")
     ap.add_argument("--status-every", type=float, default=30.0,
                     help="seconds between status lines when not on a terminal (default 30)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from isowasm.atomic import atomic_write
 from isowasm.spec.errors import IsowasmError
 
-IDENTITY = ("version", "seed", "backends", "max_steps", "chunk", "compiler")
+IDENTITY = ("version", "seed", "backends", "max_steps", "chunk", "compiler", "probes")
 
 
 def _state(d: Path) -> dict:

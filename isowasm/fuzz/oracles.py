@@ -106,5 +106,5 @@ def describe_groups(groups: list[dict]) -> list[str]:
         r = g["repro"]
         toks = f", {r['tokens']:,} tokens" if r.get("tokens") else ""
         lines.append(f"  {g['signature']}: {g['count']} program(s); smallest reproduction "
-                     f"{r['program']}{toks}")
+                     f"{r['program']}{toks}" + (f"; op probe: {g['blame']}" if g.get("blame") else ""))
     return lines
