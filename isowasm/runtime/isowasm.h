@@ -17,8 +17,11 @@
  *   Output goes byte by byte through the single import env.output_byte.
  *
  * What the machine can and cannot do, and what that means for C code:
- *   - Only 32-bit integers. No floats, no 64-bit integers (`long long`),
- *     no function pointers (indirect calls), no SIMD.
+ *   - Integers only: 32-bit natively; 64-bit (`long long`, int64_t) is
+ *     lowered to pairs of 32-bit words (MACHINE.md §8) and costs several
+ *     times the 32-bit op (a 64-bit add ~13 steps, a run-time 64-bit mul
+ *     ~450-2,600, div ~140-3,500). No floats, no function pointers
+ *     (indirect calls), no SIMD.
  *   - The machine has no native mul/div/rem/and/or/xor/shift: the toolchain
  *     lowers each into a bit-serial loop of up to 32 iterations. With a
  *     constant right operand (x << 2, x * 10, x & 255) the loop is unrolled
@@ -32,14 +35,14 @@
  *     wasm32 and are lowered into loops of at most 32 iterations (about a
  *     thousand steps each): fine, but in hot loops a table, a shift
  *     (x >> 1 for unsigned x / 2) or repeated subtraction is far cheaper.
- *   - PITFALL: clang merges adjacent stores of constants (a fully or
+ *   - Cost pitfall: clang merges adjacent stores of constants (a fully or
  *     partly unrolled initialisation loop, a run of byte stores) into one
- *     i64.store. Put `#pragma clang loop unroll(disable)` on such loops
+ *     i64.store, correct but dearer. Put `#pragma clang loop unroll(disable)` on such loops
  *     (the examples do); the toolchain also passes
  *     -mllvm -combiner-store-merging=0.
  *     The mem* functions below are noinline for the same reason: inlined
  *     with a constant length they unroll and merge.
- *   - Check the assembly (clang ... -S) for "i64" when in doubt.
+ *   - Check the assembly (clang ... -S) for unexpected "i64" ops in hot code.
  *   - Stack: 64 KiB (keep recursion shallow); memory: 10 MiB.
  *
  * Every routine here takes a bounded number of steps: printing a 32-bit

@@ -57,6 +57,7 @@ CATEGORIES: dict[str, int] = {
     "loop-edge": 4,
     "combined": 4,
     "calls": 3,
+    "i64": 62,
 }
 
 DEFAULT_MAX_STEPS = 1_000_000

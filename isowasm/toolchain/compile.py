@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from isowasm.toolchain import lowering
-from isowasm.toolchain.decode import I32, MEM_WIDTH, Function, Module, decode_module
+from isowasm.toolchain import i64, lowering
+from isowasm.toolchain.decode import (I32, I64, MEM64_WIDTH, MEM_WIDTH, WIDTH, Function, Module,
+                                      decode_module, slots)
 from isowasm.toolchain.errors import CompileError, unsupported
 from isowasm.spec import table
 from isowasm.spec.program import Program
@@ -33,6 +34,7 @@ PAGE = 65536
 LIMITS = table.limits()
 MACHINE_PAGES = LIMITS["memory_bytes"] // PAGE
 RUNTIME_WAT = Path(__file__).with_name("runtime.wat")
+RUNTIME_I64_WAT = Path(__file__).with_name("runtime_i64.wat")   # spliced into runtime.wat's module
 WASM_PAGES = 65536           # the most pages a 32-bit WebAssembly memory can have
 # Reserved globals (runtime.wat's), after the program's own; the first three
 # hold the memory size for bounds checks and memory.size/grow, the last
@@ -80,6 +82,17 @@ class Asm:
             return self.imms.pop()
         return None
 
+    def pop_const2(self) -> tuple[int, int] | None:
+        """The same for the last two instructions (an i64 constant's low and
+        high words): both i32.const, no label between or after them."""
+        if (len(self.names) >= 2 and self.names[-1] == self.names[-2] == "i32.const"
+                and self.last_label_pc < len(self.names) - 1):
+            hi = self.imms.pop()
+            lo = self.imms.pop()
+            del self.names[-2:]
+            return lo, hi
+        return None
+
     def resolve(self) -> None:
         for pc, label in self.fixups:
             self.imms[pc] = (self.labels[label] - (pc + 1)) & M32
@@ -89,24 +102,28 @@ class Asm:
 class _Frame:
     kind: str            # block | loop | if | func
     label: int           # where a branch to this frame goes
-    height: int          # operand stack height at entry
-    arity: int           # results at the end
+    height: int          # operand stack height at entry, below the block's parameters (words)
+    arity: int           # words of results at the end
     else_label: int = -1
+    params: int = 0      # words of block parameters
 
     @property
     def branch_arity(self) -> int:
-        return 0 if self.kind == "loop" else self.arity
+        return self.params if self.kind == "loop" else self.arity
 
 
 class _Context:
     """What all functions of one program share."""
 
     def __init__(self, asm: Asm, module: Module, *, runtime: bool, global_base: int,
-                 checks: bool, func_labels: dict[int, int], helpers: "_Helpers | None"):
+                 checks: bool, func_labels: dict[int, int], helpers: "_Helpers | None",
+                 gmap: list[int] | None = None):
         self.asm = asm
         self.module = module
         self.runtime = runtime                  # compiling runtime.wat
         self.global_base = global_base          # first reserved global
+        # wasm global -> its (first) machine global; an i64 takes two
+        self.gmap = gmap if gmap is not None else [global_base + i for i in range(len(module.globals))]
         self.checks = checks                    # bounds-check memory accesses
         self.func_labels = func_labels          # function index -> entry label
         self.helpers = helpers
@@ -132,11 +149,19 @@ class _Helpers:
         return self.labels[index]
 
 
+def runtime_text() -> str:
+    """runtime.wat with the i64 helpers (runtime_i64.wat, module fields
+    only) added inside its module."""
+    text = RUNTIME_WAT.read_text().rstrip()
+    assert text.endswith(")")
+    return text[:-1] + "\n" + RUNTIME_I64_WAT.read_text() + ")\n"
+
+
 @lru_cache(maxsize=1)
 def runtime_module() -> Module:
     import wasmtime
 
-    return decode_module(wasmtime.wat2wasm(RUNTIME_WAT.read_text()))
+    return decode_module(wasmtime.wat2wasm(runtime_text()))
 
 
 class _FuncCompiler:
@@ -145,7 +170,14 @@ class _FuncCompiler:
         self.asm = ctx.asm
         self.f = func
         self.entry = entry
-        self.nlocals = len(func.type.params) + func.locals
+        # wasm local -> its (first) machine local; an i64 takes two
+        self.ltypes = func.all_local_types()
+        self.lmap: list[int] = []
+        n = 0
+        for t in self.ltypes:
+            self.lmap.append(n)
+            n += WIDTH.get(t, 1)
+        self.nlocals = n
         self.max_temp = -1
         self.h = 0
         self.offset = 0
@@ -167,19 +199,17 @@ class _FuncCompiler:
 
     def compile(self, entry_label: int) -> None:
         f = self.f
-        if len(f.type.results) > 1:
-            raise unsupported("multi-value function result", "functions return at most one i32",
-                              f.index, f.offset)
         for t in f.type.params + f.type.results:
-            if t != I32:
-                raise unsupported("non-i32 function type", "only i32 parameters and results are supported",
-                                  f.index, f.offset)
+            if t not in WIDTH:
+                raise unsupported("non-integer function type", "only i32 and i64 parameters and results "
+                                  "are supported", f.index, f.offset)
+        i64.annotate(f, self.ctx.module)
         self.asm.place(entry_label)
         self.entry_label = entry_label
         if not self.entry:
-            for i in reversed(range(len(f.type.params))):
+            for i in reversed(range(slots(f.type.params))):
                 self.emit("local.set", i)
-        ctrl = [_Frame("func", -1, 0, len(f.type.results))]
+        ctrl = [_Frame("func", -1, 0, slots(f.type.results))]
         dead = False       # after an unconditional branch, until the frame's else/end
         dead_depth = 0     # blocks opened inside dead code
         for ins in f.body:
@@ -202,7 +232,7 @@ class _FuncCompiler:
                         self.asm.jump("br", fr.label)
                     self.asm.place(fr.else_label)
                     fr.else_label = -1
-                    self.h = fr.height
+                    self.h = fr.height + fr.params
                     dead = False
                     continue
                 ctrl.pop()
@@ -217,14 +247,18 @@ class _FuncCompiler:
                 self.h = fr.height + fr.arity
                 dead = False
             elif op == "block":
-                ctrl.append(_Frame("block", self.asm.new_label(), self.h, ins.arg))
+                p = slots(ins.arg.params)
+                ctrl.append(_Frame("block", self.asm.new_label(), self.h - p, slots(ins.arg.results), params=p))
             elif op == "loop":
-                fr = _Frame("loop", self.asm.new_label(), self.h, ins.arg)
+                p = slots(ins.arg.params)
+                fr = _Frame("loop", self.asm.new_label(), self.h - p, slots(ins.arg.results), params=p)
                 self.asm.place(fr.label)
                 ctrl.append(fr)
             elif op == "if":
                 self.h -= 1
-                fr = _Frame("if", self.asm.new_label(), self.h, ins.arg, self.asm.new_label())
+                p = slots(ins.arg.params)
+                fr = _Frame("if", self.asm.new_label(), self.h - p, slots(ins.arg.results),
+                            self.asm.new_label(), params=p)
                 self.emit("i32.eqz")
                 self.asm.jump("br_if", fr.else_label)
                 ctrl.append(fr)
@@ -249,20 +283,32 @@ class _FuncCompiler:
             elif op == "call":
                 self.call(ins.arg)
             elif op == "drop":
-                self.emit("drop")
-                self.h -= 1
+                for _ in range(WIDTH[ins.arg]):
+                    self.emit("drop")
+                self.h -= WIDTH[ins.arg]
             elif op == "select":
-                self.emit("select")
-                self.h -= 2
+                if ins.arg == I64:
+                    i64.select(self)
+                    self.h -= 3
+                else:
+                    self.emit("select")
+                    self.h -= 2
             elif op in ("local.get", "local.set", "local.tee"):
-                self.emit(op, ins.arg)
-                self.h += {"local.get": 1, "local.set": -1, "local.tee": 0}[op]
+                self.local_op(op, ins.arg)
             elif op in ("global.get", "global.set"):
-                g = ins.arg + (self.ctx.global_base if self.ctx.runtime else 0)
-                self.emit(op, g)
-                self.h += 1 if op == "global.get" else -1
+                g = self.ctx.gmap[ins.arg]
+                w = WIDTH[self.ctx.module.global_types[ins.arg]]
+                if op == "global.get":
+                    for j in range(w):
+                        self.emit(op, g + j)
+                else:
+                    for j in reversed(range(w)):
+                        self.emit(op, g + j)
+                self.h += w if op == "global.get" else -w
             elif op in MEM_WIDTH:
                 self.memory_access(op, ins.arg)
+            elif op in MEM64_WIDTH:
+                i64.memory_access(self, op, ins.arg)
             elif op == "memory.size":
                 self.emit("global.get", self.ctx.global_base + G_MEM_PAGES)
                 self.h += 1
@@ -271,12 +317,39 @@ class _FuncCompiler:
             elif op == "i32.const":
                 self.emit("i32.const", ins.arg)
                 self.h += 1
+            elif op == "i64.const":
+                self.emit("i32.const", ins.arg & M32)
+                self.emit("i32.const", ins.arg >> 32)
+                self.h += 2
+            elif i64.is_i64_op(op):
+                if self.ctx.runtime:
+                    raise self.err(op, "runtime.wat must use native ops only")
+                i64.lower(op, self)
             else:
                 self.numeric(op)
         if self.nlocals + self.max_temp + 1 > LIMITS["locals_per_frame"]:
             raise unsupported(f"{self.nlocals} locals", f"a frame holds at most {LIMITS['locals_per_frame']} "
-                              f"locals (params, locals and {self.max_temp + 1} compiler temporaries)",
+                              f"locals (params and locals, an i64 counting two, and {self.max_temp + 1} compiler "
+                              "temporaries)",
                               f.index, f.offset)
+
+    def local_op(self, op: str, index: int) -> None:
+        m, w = self.lmap[index], WIDTH[self.ltypes[index]]
+        if w == 1:
+            self.emit(op, m)
+            self.h += {"local.get": 1, "local.set": -1, "local.tee": 0}[op]
+        elif op == "local.get":
+            self.emit("local.get", m)
+            self.emit("local.get", m + 1)
+            self.h += 2
+        elif op == "local.set":
+            self.emit("local.set", m + 1)
+            self.emit("local.set", m)
+            self.h -= 2
+        else:
+            self.emit("local.set", m + 1)
+            self.emit("local.tee", m)
+            self.emit("local.get", m + 1)
 
     def numeric(self, op: str) -> None:
         if self.ctx.runtime and op not in lowering.NATIVE:
@@ -300,7 +373,7 @@ class _FuncCompiler:
             return
         ft = m.func_type(index)
         self.asm.jump("call", self.ctx.func_labels[index])
-        self.h += len(ft.results) - len(ft.params)
+        self.h += slots(ft.results) - slots(ft.params)
 
     def memory_access(self, op: str, offset: int) -> None:
         end = offset + MEM_WIDTH[op]
@@ -341,17 +414,19 @@ class _FuncCompiler:
 
     # -- branches
     def unwind(self, fr: _Frame) -> None:
-        """Drop the values between the frame's base and its branch results."""
+        """Drop the values between the frame's base and its branch results
+        (n words, kept in scratch locals meanwhile: 0, then 2, 3, ...; 1 is
+        br_table's index)."""
         n = fr.branch_arity
         surplus = self.h - fr.height - n
         if surplus <= 0:
             return
-        if n:
-            t = self.temp(0)
+        ts = [self.temp(0 if j == 0 else j + 1) for j in range(n)]
+        for t in reversed(ts):
             self.emit("local.set", t)
         for _ in range(surplus):
             self.emit("drop")
-        if n:
+        for t in ts:
             self.emit("local.get", t)
 
     def emit_return(self) -> None:
@@ -442,25 +517,29 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
     if entry < m.num_imported_funcs:
         raise CompileError("`compute` is an import; it must be defined by the module", construct="compute")
     et = m.func_type(entry)
-    if et.params not in ((), (I32,)) or len(et.results) > 1:
+    if et.params not in ((), (I32,)):
         raise CompileError("`compute` must take no parameter or one i32 (the input address)",
                            construct="compute", func=entry)
     if m.mem_min is not None and m.mem_min > MACHINE_PAGES:
         raise CompileError(f"memory of {m.mem_min} pages: the machine has {MACHINE_PAGES} "
                            f"({LIMITS['memory_bytes']} bytes)", construct="memory")
     reserved = len(runtime_module().globals)
-    if len(m.globals) + reserved > LIMITS["globals"]:
-        raise CompileError(f"{len(m.globals)} globals: the machine has {LIMITS['globals']}, "
-                           f"{reserved} of them reserved by the toolchain", construct="global")
+    gmap, gbase = [], 0
+    for t in m.global_types:
+        gmap.append(gbase)
+        gbase += WIDTH[t]
+    if gbase + reserved > LIMITS["globals"]:
+        raise CompileError(f"{len(m.globals)} globals ({gbase} machine words, an i64 is two): the machine "
+                           f"has {LIMITS['globals']}, {reserved} of them reserved by the toolchain",
+                           construct="global")
 
     mem_min = m.mem_min or 0
-    checks = mem_min < MACHINE_PAGES and _uses(m, set(MEM_WIDTH))
+    checks = mem_min < MACHINE_PAGES and _uses(m, set(MEM_WIDTH) | set(MEM64_WIDTH))
     asm = Asm()
     func_labels = {f.index: asm.new_label() for f in m.funcs}
     helpers = _Helpers(asm)
-    gbase = len(m.globals)
     ctx = _Context(asm, m, runtime=False, global_base=gbase, checks=checks,
-                   func_labels=func_labels, helpers=helpers)
+                   func_labels=func_labels, helpers=helpers, gmap=gmap)
 
     # Prologue.
     addr = input_address(m)
@@ -469,9 +548,11 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
         asm.emit("i32.const", addr)
         asm.emit("local.set", 0)
     for i, v in enumerate(m.globals):
-        if v:
-            asm.emit("i32.const", v)
-            asm.emit("global.set", i)
+        for j in range(WIDTH[m.global_types[i]]):
+            word = v >> (32 * j) & M32
+            if word:
+                asm.emit("i32.const", word)
+                asm.emit("global.set", gmap[i] + j)
     if checks or _uses(m, {"memory.size", "memory.grow"}):
         mem_max = min(MACHINE_PAGES, MACHINE_PAGES if m.mem_max is None else m.mem_max)
         for g, v in ((G_MEM_BYTES, mem_min * PAGE), (G_MEM_PAGES, mem_min), (G_MEM_MAX, mem_max)):

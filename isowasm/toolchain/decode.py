@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from isowasm.toolchain.errors import CompileError, unsupported
 
 I32 = 0x7F
+I64 = 0x7E
+WIDTH = {I32: 1, I64: 2}      # machine slots (i32 words) per value: an i64 is a (lo, hi) pair
 _VALTYPE = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
             0x70: "funcref", 0x6F: "externref"}
 
@@ -62,22 +64,28 @@ _FC_NAMES = ["i32.trunc_sat_f32_s", "i32.trunc_sat_f32_u", "i32.trunc_sat_f64_s"
              "memory.init", "data.drop", "memory.copy", "memory.fill", "table.init", "elem.drop",
              "table.copy", "table.grow", "table.size", "table.fill"]
 
-# The i32 ops that take no immediate and are either native or lowered.
+# The integer ops that take no immediate and are either native or lowered
+# (i64 ones by isowasm/toolchain/i64.py onto i32 pairs).
 I32_NULLARY = {n for n in _NUMERIC if n.startswith("i32.") and n not in (
-    "i32.wrap_i64", "i32.trunc_f32_s", "i32.trunc_f32_u", "i32.trunc_f64_s",
+    "i32.trunc_f32_s", "i32.trunc_f32_u", "i32.trunc_f64_s",
     "i32.trunc_f64_u", "i32.reinterpret_f32")}
+I64_NULLARY = {n for n in _NUMERIC if n.startswith("i64.") and "_f32" not in n and "_f64" not in n
+               and n != "i64.reinterpret_f64"}
 I32_MEMOPS = {"i32.load", "i32.load8_s", "i32.load8_u", "i32.load16_s", "i32.load16_u",
               "i32.store", "i32.store8", "i32.store16"}
+I64_MEMOPS = {n for n in _MEMOPS if n.startswith("i64.")}
 MEM_WIDTH = {"i32.load": 4, "i32.load8_s": 1, "i32.load8_u": 1, "i32.load16_s": 2,
              "i32.load16_u": 2, "i32.store": 4, "i32.store8": 1, "i32.store16": 2}
+# i64 accesses: bytes touched (the bounds check's width).
+MEM64_WIDTH = {"i64.load": 8, "i64.load8_s": 1, "i64.load8_u": 1, "i64.load16_s": 2,
+               "i64.load16_u": 2, "i64.load32_s": 4, "i64.load32_u": 4,
+               "i64.store": 8, "i64.store8": 1, "i64.store16": 2, "i64.store32": 4}
 
 
 def _why(name: str) -> str:
     """The reason a construct is outside the machine, for the error message."""
     if name.startswith(("f32", "f64")) or "_f32" in name or "_f64" in name:
-        return "floating point is not supported (the machine has only i32)"
-    if name.startswith("i64") or name == "i32.wrap_i64":
-        return "i64 is not supported, the machine has only i32 (in C: long long, or a 64-bit product or shift)"
+        return "floating point is not supported (the machine has only integers: i32, and i64 as i32 pairs)"
     if name.startswith(("table", "elem")) or name in ("call_indirect", "return_call_indirect", "ref.func"):
         return "tables and indirect calls are not supported"
     if name.startswith(("memory.", "data.")):
@@ -100,13 +108,22 @@ class FuncType:
     results: tuple[int, ...]
 
 
+def slots(types) -> int:
+    """Machine words taken by values of these types (i64 = 2)."""
+    return sum(WIDTH[t] for t in types)
+
+
 @dataclass
 class Function:
     index: int             # function index (imports first)
     type: FuncType
-    locals: int = 0        # declared locals beyond the params (all i32)
+    locals: int = 0        # declared locals beyond the params
     body: list[Instr] = field(default_factory=list)
     offset: int = 0        # byte offset of the body
+    local_types: list[int] = field(default_factory=list)   # of the declared locals
+
+    def all_local_types(self) -> list[int]:
+        return list(self.type.params) + self.local_types
 
 
 @dataclass
@@ -114,7 +131,8 @@ class Module:
     types: list[FuncType] = field(default_factory=list)
     imports: list[tuple[str, str, int]] = field(default_factory=list)  # (module, name, type index)
     funcs: list[Function] = field(default_factory=list)                # defined functions only
-    globals: list[int] = field(default_factory=list)                   # initial values (i32)
+    globals: list[int] = field(default_factory=list)                   # initial values (i32 or i64)
+    global_types: list[int] = field(default_factory=list)              # I32 or I64, per global
     exports: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (kind, index)
     mem_min: int | None = None     # pages; None when the module has no memory
     mem_max: int | None = None
@@ -178,23 +196,54 @@ class _Reader:
 def _valtype(r: _Reader, what: str, func: int | None) -> int:
     off = r.pos
     t = r.byte()
-    if t != I32:
+    if t not in WIDTH:
         kind = _VALTYPE.get(t, f"0x{t:02x}")
         raise unsupported(f"{kind} {what}", _why(kind + "."), func, off)
     return t
 
 
-def _const_expr(r: _Reader, what: str) -> int:
-    """A constant expression: only `i32.const k end` is meaningful here."""
-    off = r.pos
-    op = r.byte()
-    if op != 0x41:
-        name = OPNAMES.get(op, f"opcode 0x{op:02x}")
-        raise unsupported(f"{name} in {what} initialiser", "only i32.const initialisers are supported", None, off)
-    v = r.sleb() & 0xFFFFFFFF
-    if r.byte() != 0x0B:
-        raise unsupported(f"{what} initialiser", "only a single i32.const is supported", None, off)
-    return v
+def _check_valtypes(types, what: str, func: int | None, off: int | None) -> None:
+    for t in types:
+        if t not in WIDTH:
+            kind = _VALTYPE.get(t, f"0x{t:02x}")
+            raise unsupported(f"{kind} {what}", _why(kind + "."), func, off)
+
+
+# Constant-expression ops of extended-const: opcode -> (type, fn).
+_CONST_OPS = {
+    0x6A: (I32, lambda a, b: a + b), 0x6B: (I32, lambda a, b: a - b), 0x6C: (I32, lambda a, b: a * b),
+    0x7C: (I64, lambda a, b: a + b), 0x7D: (I64, lambda a, b: a - b), 0x7E: (I64, lambda a, b: a * b),
+}
+_MASK = {I32: 0xFFFFFFFF, I64: 0xFFFFFFFFFFFFFFFF}
+
+
+def _const_expr(r: _Reader, what: str, m: "Module", want: int = I32) -> int:
+    """A constant expression, evaluated: i32/i64.const, global.get of an
+    earlier (immutable) global, and the extended-const add/sub/mul. wasmtime
+    has validated the module, so the types are right; the value is kept
+    unsigned, modulo 2^32 or 2^64."""
+    stack: list[int] = []
+    while True:
+        off = r.pos
+        op = r.byte()
+        if op == 0x0B:
+            break
+        if op == 0x41:
+            stack.append(r.sleb() & _MASK[I32])
+        elif op == 0x42:
+            stack.append(r.sleb() & _MASK[I64])
+        elif op == 0x23:
+            stack.append(m.globals[r.u32()])
+        elif op in _CONST_OPS:
+            t, fn = _CONST_OPS[op]
+            b, a = stack.pop(), stack.pop()
+            stack.append(fn(a, b) & _MASK[t])
+        else:
+            name = OPNAMES.get(op, f"opcode 0x{op:02x}")
+            raise unsupported(f"{name} in {what} initialiser",
+                              "only integer constants, global.get and i32/i64 add, sub and mul are supported",
+                              None, off)
+    return stack[-1] & _MASK[want]
 
 
 def decode_module(wasm: bytes) -> Module:
@@ -240,9 +289,10 @@ def decode_module(wasm: bytes) -> Module:
                 m.mem_max = s.u32() if flags & 1 else None
         elif sid == 6:
             for _ in range(s.u32()):
-                _valtype(s, "global", None)
+                t = _valtype(s, "global", None)
                 s.byte()  # mutability
-                m.globals.append(_const_expr(s, "global"))
+                m.globals.append(_const_expr(s, "global", m, t))
+                m.global_types.append(t)
         elif sid == 7:
             for _ in range(s.u32()):
                 name = s.name()
@@ -260,9 +310,10 @@ def decode_module(wasm: bytes) -> Module:
                 b = _Reader(wasm, fstart, fstart + fsize)
                 for _ in range(b.u32()):
                     cnt = b.u32()
-                    _valtype(b, "local", f.index)
+                    t = _valtype(b, "local", f.index)
                     f.locals += cnt
-                f.body = _decode_body(b, f.index)
+                    f.local_types += [t] * cnt
+                f.body = _decode_body(b, f.index, m.types)
                 m.funcs.append(f)
                 s.pos = fstart + fsize
         elif sid == 11:
@@ -273,7 +324,7 @@ def decode_module(wasm: bytes) -> Module:
                     raise unsupported("passive data segment", _why("memory.init"), None, off)
                 if flags == 2:
                     s.u32()
-                addr = _const_expr(s, "data segment offset")
+                addr = _const_expr(s, "data segment offset", m)
                 m.data.append((addr, s.bytes(s.u32())))
         r.pos = start + size
     if len(m.funcs) != len(func_types):
@@ -281,14 +332,14 @@ def decode_module(wasm: bytes) -> Module:
     return m
 
 
-def _decode_body(b: _Reader, func: int) -> list[Instr]:
+def _decode_body(b: _Reader, func: int, types: list[FuncType]) -> list[Instr]:
     out: list[Instr] = []
     while b.pos < b.end:
         off = b.pos
         op = b.byte()
         name = OPNAMES.get(op)
         if op in (0x02, 0x03, 0x04):
-            out.append(Instr(name, _blocktype(b, func, off), off))
+            out.append(Instr(name, _blocktype(b, func, off, types), off))
         elif op in (0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24):
             out.append(Instr(name, b.u32(), off))
         elif op == 0x0E:
@@ -297,12 +348,12 @@ def _decode_body(b: _Reader, func: int) -> list[Instr]:
         elif op in (0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B):
             out.append(Instr(name, None, off))
         elif op == 0x1C:
-            types = [b.byte() for _ in range(b.u32())]
-            if types != [I32]:
-                kind = _VALTYPE.get(types[0], "?") if types else "?"
+            sel = [b.byte() for _ in range(b.u32())]
+            if len(sel) != 1 or sel[0] not in WIDTH:
+                kind = _VALTYPE.get(sel[0], "?") if sel else "?"
                 raise unsupported(f"select of {kind}", _why(kind + "."), func, off)
             out.append(Instr("select", None, off))
-        elif name in I32_MEMOPS:
+        elif name in I32_MEMOPS or name in I64_MEMOPS:
             if b.u32() & 0x40:  # alignment flag: a memory index follows
                 _memory_index(b, name, func, off)
             out.append(Instr(name, b.u32() & 0xFFFFFFFF, off))
@@ -311,7 +362,9 @@ def _decode_body(b: _Reader, func: int) -> list[Instr]:
             out.append(Instr(name, None, off))
         elif op == 0x41:
             out.append(Instr(name, b.sleb() & 0xFFFFFFFF, off))
-        elif name in I32_NULLARY:
+        elif op == 0x42:
+            out.append(Instr(name, b.sleb() & 0xFFFFFFFFFFFFFFFF, off))
+        elif name in I32_NULLARY or name in I64_NULLARY:
             out.append(Instr(name, None, off))
         elif op == 0xFC:
             sub = b.u32()
@@ -333,18 +386,20 @@ def _memory_index(b: _Reader, name: str, func: int, off: int) -> None:
         raise unsupported(f"{name} of memory 1+", "the machine has a single memory", func, off)
 
 
-def _blocktype(b: _Reader, func: int, off: int) -> int:
-    """Number of block results: 0 or 1 (i32). Anything else is rejected."""
+def _blocktype(b: _Reader, func: int, off: int, types: list[FuncType]) -> FuncType:
+    """The block's parameter and result types: none, one value type, or a
+    type index (multi-value: parameters and several results)."""
     t = b.buf[b.pos]
     if t == 0x40:
         b.pos += 1
-        return 0
-    if t == I32:
+        return FuncType((), ())
+    if t in WIDTH:
         b.pos += 1
-        return 1
+        return FuncType((), (t,))
     if t in _VALTYPE:
         b.pos += 1
         kind = _VALTYPE[t]
         raise unsupported(f"block of type {kind}", _why(kind + "."), func, off)
-    b.sleb()
-    raise unsupported("multi-value block type", "blocks with parameters or several results are not supported", func, off)
+    ft = types[b.sleb()]
+    _check_valtypes(ft.params + ft.results, "block type", func, off)
+    return ft

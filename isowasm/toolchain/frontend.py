@@ -43,8 +43,11 @@ def _header_flags() -> list[str]:
 def _toolchain_hash() -> str:
     """Changes whenever the toolchain itself changes, so stale cache entries
     are never used."""
+    from isowasm.spec.table import MACHINE_YAML
+
     h = hashlib.sha256()
-    for p in sorted(TOOLCHAIN_DIR.glob("*.py")) + sorted(TOOLCHAIN_DIR.glob("*.wat")):
+    # the machine table too: the toolchain reads its limits and trap codes
+    for p in sorted(TOOLCHAIN_DIR.glob("*.py")) + sorted(TOOLCHAIN_DIR.glob("*.wat")) + [MACHINE_YAML]:
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
