@@ -45,11 +45,22 @@ class RustBackend(Backend):
             progress(res.steps, res.tokens)
         return res
 
-    def run_batch(self, cases: list[Case], max_steps: int, trace: str = "none") -> list[RunResult]:
+    def run_batch(self, cases: list[Case], max_steps: int, trace: str = "none",
+                  coverage: bool = False) -> list[RunResult]:
         """Many (small) cases in one call into the port; `seconds` of each
-        result is its share of the batch's time."""
+        result is its share of the batch's time. coverage=True: each result's
+        `extra["coverage"]` holds its machine coverage cells
+        (isowasm/fuzz/coverage.py)."""
         t0 = time.perf_counter()
-        ds = self._mod.run_batch([(format_program(c.program), None, max_steps) for c in cases], trace,
-                                 self.checkpoint_interval)
+        items = [(format_program(c.program), None, max_steps) for c in cases]
+        ds = (self._mod.run_batch(items, trace, self.checkpoint_interval, coverage=True) if coverage
+              else self._mod.run_batch(items, trace, self.checkpoint_interval))
         share = (time.perf_counter() - t0) / max(len(cases), 1)
-        return [self._result(d, share) for d in ds]
+        out = [self._result(d, share) for d in ds]
+        if coverage:
+            for r, d in zip(out, ds):
+                r.extra["coverage"] = d["coverage"]
+        return out
+
+    def coverage_layout(self):
+        return self._mod.coverage_layout()

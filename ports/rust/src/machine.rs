@@ -99,6 +99,34 @@ impl<'a> Machine<'a> {
         self.stop
     }
 
+    /// `run`, counting each step in `cov` (see `coverage`): its op and the
+    /// classes of the operands it is about to pop, and how the run ends.
+    pub fn run_covered<S: Sink>(&mut self, limit: u64, sink: &mut S, cov: &mut [u64]) {
+        while self.stop.is_none() && self.steps < limit {
+            let pc = self.pc;
+            let ins = self.code[pc];
+            let n = self.stack.len();
+            let pops = coverage::POPS[ins.op as usize];
+            // the top of the stack is the last operand (b of a, b; select's condition)
+            let (a, b) = match pops {
+                0 => (0, 0),
+                1 | 3 => (n.checked_sub(1).map_or(0, |i| coverage::class(self.stack[i])), 0),
+                _ => (
+                    n.checked_sub(2).map_or(0, |i| coverage::class(self.stack[i])),
+                    n.checked_sub(1).map_or(0, |i| coverage::class(self.stack[i])),
+                ),
+            };
+            cov[coverage::cell(ins.op as usize, a, b)] += 1;
+            self.steps += 1;
+            if let Err(trap) = self.step(ins, sink) {
+                self.tokens += 1;
+                sink.trap(trap);
+                self.stop = Some(Status::Trapped { trap, pc });
+                cov[coverage::trap_cell(trap)] += 1;
+            }
+        }
+    }
+
     /// Execute steps until `steps == limit` or the machine stops.
     pub fn run<S: Sink>(&mut self, limit: u64, sink: &mut S) {
         while self.stop.is_none() && self.steps < limit {
@@ -513,17 +541,76 @@ impl RunOutcome {
     }
 }
 
+/// Machine coverage: which op ran on which operand classes, which traps
+/// and statuses were reached. A run's counts are a flat vector of `SIZE`
+/// cells: op × class of its first operand × class of its second (see
+/// `run_covered`), then one cell per trap, then one per final status.
+pub mod coverage {
+    use crate::spec::{Op, Trap};
+
+    /// zero, one, a sign boundary (0x7fffffff, 0x80000000), max (0xffffffff), any other
+    pub const CLASSES: usize = 5;
+    pub const OPS: usize = Op::ALL.len();
+    pub const TRAPS: usize = Trap::ALL.len();
+    pub const STATUSES: usize = 3; // halted, trapped, budget_exhausted
+    pub const SIZE: usize = OPS * CLASSES * CLASSES + TRAPS + STATUSES;
+
+    /// Operands each op pops, table order (select: its condition is classified).
+    pub const POPS: [u8; OPS] = {
+        let mut p = [0u8; OPS];
+        let mut i = 0;
+        while i < OPS {
+            p[i] = Op::ALL[i].pops();
+            i += 1;
+        }
+        p
+    };
+
+    #[inline(always)]
+    pub fn class(v: u32) -> usize {
+        match v {
+            0 => 0,
+            1 => 1,
+            0x7fff_ffff | 0x8000_0000 => 2,
+            0xffff_ffff => 3,
+            _ => 4,
+        }
+    }
+
+    #[inline(always)]
+    pub fn cell(op: usize, a: usize, b: usize) -> usize {
+        (op * CLASSES + a) * CLASSES + b
+    }
+
+    pub fn trap_cell(t: Trap) -> usize {
+        OPS * CLASSES * CLASSES + Trap::ALL.iter().position(|&x| x == t).unwrap_or(0)
+    }
+
+    pub fn status_cell(status_index: usize) -> usize {
+        OPS * CLASSES * CLASSES + TRAPS + status_index
+    }
+}
+
 /// Run `program` on `input` (its own input section when `None`).
 ///
 /// A checkpoint is taken after every `checkpoint_interval` steps at which
 /// the machine is still running (none where it halts or traps, none at a
 /// budget's end that falls between two).
 pub fn run(program: &Program, input: Option<&[u8]>, opts: &RunOptions) -> RunOutcome {
+    run_with(program, input, opts, None)
+}
+
+/// `run`, with machine coverage counted into `cov` (`coverage::SIZE` cells)
+/// when it is given.
+pub fn run_with(program: &Program, input: Option<&[u8]>, opts: &RunOptions, mut cov: Option<&mut [u64]>) -> RunOutcome {
     let input = input.unwrap_or(&program.input);
     let mut m = Machine::new(&program.code, input);
     let (digest, checkpoints, text) = match opts.trace {
         TraceMode::None => {
-            m.run(opts.max_steps, &mut NoTrace);
+            match cov.as_deref_mut() {
+                Some(c) => m.run_covered(opts.max_steps, &mut NoTrace, c),
+                None => m.run(opts.max_steps, &mut NoTrace),
+            }
             (None, None, None)
         }
         TraceMode::Digest | TraceMode::Text => {
@@ -532,7 +619,10 @@ pub fn run(program: &Program, input: Option<&[u8]>, opts: &RunOptions) -> RunOut
             sink.input_section(input);
             while m.stopped().is_none() && m.steps() < opts.max_steps {
                 let next = (m.steps() / interval).saturating_add(1).saturating_mul(interval);
-                m.run(next.min(opts.max_steps), &mut sink);
+                match cov.as_deref_mut() {
+                    Some(c) => m.run_covered(next.min(opts.max_steps), &mut sink, c),
+                    None => m.run(next.min(opts.max_steps), &mut sink),
+                }
                 if m.stopped().is_none() && m.steps().is_multiple_of(interval) {
                     sink.checkpoint(m.steps());
                 }
@@ -541,8 +631,17 @@ pub fn run(program: &Program, input: Option<&[u8]>, opts: &RunOptions) -> RunOut
             (Some(digest), Some(cps), text)
         }
     };
+    let status = m.stopped().unwrap_or(Status::BudgetExhausted);
+    if let Some(c) = cov {
+        let i = match status {
+            Status::Halted => 0,
+            Status::Trapped { .. } => 1,
+            Status::BudgetExhausted => 2,
+        };
+        c[coverage::status_cell(i)] += 1;
+    }
     RunOutcome {
-        status: m.stopped().unwrap_or(Status::BudgetExhausted),
+        status,
         steps: m.steps,
         tokens: m.tokens,
         output: m.output,
@@ -598,6 +697,49 @@ mod tests {
     fn steps_text(body: &str) -> String {
         let r = exec(body, b"", 1000);
         r.trace.unwrap().strip_prefix(INPUT_LINE).unwrap().to_string()
+    }
+
+    #[test]
+    fn coverage_counts_ops_on_operand_classes_traps_and_statuses() {
+        use super::coverage::{cell, class, status_cell, trap_cell, SIZE};
+        let body = [
+            c(0),
+            c(1),
+            "i32.add 00 00 00 00".into(),
+            c(0xffff_ffff),
+            c(0x7fff_ffff),
+            "i32.sub 00 00 00 00".into(),
+            "drop 00 00 00 00".into(),
+            c(0xffff_ffff),
+            "i32.load 00 00 00 00".into(),
+            "halt 00 00 00 00".into(),
+        ];
+        let text = format!("{{\n{}\n}}\n{INPUT_LINE}", body.join("\n"));
+        let p = parse_program(&text, "t").unwrap();
+        for trace in [TraceMode::None, TraceMode::Digest] {
+            let mut cov = vec![0u64; SIZE];
+            let opts = RunOptions {
+                max_steps: 100,
+                trace,
+                checkpoint_interval: 4,
+            };
+            let r = run_with(&p, None, &opts, Some(&mut cov));
+            assert_eq!(r.trap(), Some(Trap::Oob));
+            let op = |o: Op| o as usize;
+            assert_eq!(cov[cell(op(Op::Const), 0, 0)], 5, "five constants, operand-less");
+            assert_eq!(cov[cell(op(Op::Add), 0, 1)], 1, "0 + 1: zero, one");
+            assert_eq!(cov[cell(op(Op::Sub), 3, 2)], 1, "-1 - 0x7fffffff: max, sign");
+            assert_eq!(cov[cell(op(Op::Drop), 2, 0)], 1, "drop of 0x80000000: sign");
+            assert_eq!(cov[cell(op(Op::Load), 3, 0)], 1, "a load from 0xffffffff: max");
+            assert_eq!(cov[trap_cell(Trap::Oob)], 1);
+            assert_eq!(cov[status_cell(1)], 1);
+            assert_eq!(
+                cov.iter().sum::<u64>(),
+                9 + 2,
+                "one cell per step, plus trap and status"
+            );
+            assert_eq!((class(0x8000_0000), class(0xffff_fffe)), (2, 4));
+        }
     }
 
     fn c(v: u32) -> String {

@@ -87,13 +87,17 @@ fn run<'py>(
 /// (program_text, input_or_None, max_steps) tuples. Returns a list of
 /// result dicts, in order. A malformed item raises ValueError naming its
 /// index, before anything runs.
+///
+/// coverage=True adds to each dict `coverage`: {cell: count} of the
+/// machine coverage cells the run reached (layout: `coverage_layout()`).
 #[pyfunction]
-#[pyo3(signature = (items, trace="none", checkpoint_interval=spec::DEFAULT_CHECKPOINT_INTERVAL))]
+#[pyo3(signature = (items, trace="none", checkpoint_interval=spec::DEFAULT_CHECKPOINT_INTERVAL, coverage=false))]
 fn run_batch<'py>(
     py: Python<'py>,
     items: Vec<Bound<'py, PyAny>>,
     trace: &str,
     checkpoint_interval: u64,
+    coverage: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     if checkpoint_interval == 0 {
         return Err(PyValueError::new_err("checkpoint_interval must be >= 1"));
@@ -135,16 +139,54 @@ fn run_batch<'py>(
                         trace: mode,
                         checkpoint_interval,
                     };
-                    machine::run(p, input.as_deref(), &opts)
+                    if coverage {
+                        let mut cov = vec![0u64; machine::coverage::SIZE];
+                        let r = machine::run_with(p, input.as_deref(), &opts, Some(&mut cov));
+                        let cells: Vec<(usize, u64)> = cov
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &n)| n > 0)
+                            .map(|(i, &n)| (i, n))
+                            .collect();
+                        (r, Some(cells))
+                    } else {
+                        (machine::run(p, input.as_deref(), &opts), None)
+                    }
                 })
                 .collect::<Vec<_>>(),
         )
     });
     let list = PyList::empty(py);
-    for r in results.map_err(PyValueError::new_err)? {
-        list.append(outcome_dict(py, r)?)?;
+    for (r, cells) in results.map_err(PyValueError::new_err)? {
+        let d = outcome_dict(py, r)?;
+        if let Some(cells) = cells {
+            let c = PyDict::new(py);
+            for (i, n) in cells {
+                c.set_item(i, n)?;
+            }
+            d.set_item("coverage", c)?;
+        }
+        list.append(d)?;
     }
     Ok(list)
+}
+
+/// The machine coverage cells' layout: (classes, ops, traps, statuses);
+/// cell (op × class a × class b) is (op * classes + a) * classes + b, then
+/// one cell per trap, then one per final status.
+#[pyfunction]
+fn coverage_layout() -> (
+    Vec<&'static str>,
+    Vec<(&'static str, u8)>,
+    Vec<&'static str>,
+    Vec<&'static str>,
+) {
+    (
+        vec!["zero", "one", "sign", "max", "other"],
+        Op::ALL.iter().map(|op| (op.name(), op.pops())).collect(),
+        Trap::ALL.iter().map(|t| t.name()).collect(),
+        vec!["halted", "trapped", "budget_exhausted"],
+    )
 }
 
 /// Parse and check a program file without running it: returns
@@ -198,5 +240,6 @@ fn isowasm_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(limits, m)?)?;
     m.add_function(wrap_pyfunction!(op_names, m)?)?;
     m.add_function(wrap_pyfunction!(traps, m)?)?;
+    m.add_function(wrap_pyfunction!(coverage_layout, m)?)?;
     Ok(())
 }

@@ -155,6 +155,20 @@ impl Op {
         Op::ALL.iter().copied().find(|op| op.name() == name)
     }
 
+    /// Operands the op pops (machine.yaml's `pops`; select: 3).
+    pub const fn pops(self) -> u8 {
+        match self {
+            Op::BrIf | Op::Drop | Op::LocalSet | Op::LocalTee | Op::GlobalSet => 1,
+            Op::Load | Op::Load8S | Op::Load8U | Op::Load16S | Op::Load16U => 1,
+            Op::Eqz | Op::Output => 1,
+            Op::Store | Op::Store8 | Op::Store16 => 2,
+            Op::Eq | Op::Ne | Op::LtS | Op::LtU | Op::GtS | Op::GtU => 2,
+            Op::LeS | Op::LeU | Op::GeS | Op::GeU | Op::Add | Op::Sub => 2,
+            Op::Select => 3,
+            _ => 0,
+        }
+    }
+
     /// `br`, `br_if` and `call`: the immediate is a signed offset from the
     /// next instruction, checked at load time to land inside the program.
     pub fn is_branch(self) -> bool {
