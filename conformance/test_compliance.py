@@ -160,7 +160,9 @@ def test_broken_backend_is_caught(double):
     divergent token."""
     b = double()
     failures = []
-    for cc in CASES:
+    # the i64 cases lower to the same machine ops in long runs (up to ~500K
+    # tokens each on a Python double): the other categories reach every op
+    for cc in (c for c in CASES if c.category != "i64"):
         # The budget is the reference's own step count (+1): a trace equal to
         # the reference's up to there ends as the reference's does, so the
         # verdict is the same as at the case's full budget, and a double that
