@@ -20,6 +20,8 @@ BUILTIN = {
     "transformer": "isowasm.transformer.engine_backend:EngineBackend",
     "transformer-graph": "isowasm.transformer.backends:GraphBackend",
     "transformer-torch": "isowasm.transformer.backends:TorchBackend",
+    # the same weights in onnxruntime, a runtime isowasm did not write
+    "transformer-onnx": "isowasm.transformer.onnx_backend:OnnxBackend",
 }
 
 
