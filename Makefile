@@ -6,11 +6,11 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 JOBS ?= 2
 # CI sets these so a port that failed to build fails the run, not a skip.
-REQUIRE ?= reference,wasmtime,rust,ocaml,transformer
+REQUIRE ?= reference,wasmtime,wasmi,rust,ocaml,transformer
 
-.PHONY: setup system-deps python-deps rust ocaml engine verify unit-tests test test-slow findings clean
+.PHONY: setup system-deps python-deps rust fuzz-native ocaml engine verify unit-tests test test-slow findings clean
 
-setup: system-deps python-deps rust ocaml engine
+setup: system-deps python-deps rust fuzz-native ocaml engine
 
 # Debian packages: clang/lld build C to wasm32; OCaml and dune build the OCaml port.
 system-deps:
@@ -26,6 +26,12 @@ python-deps:
 
 rust: python-deps
 	$(PIP) install -q ./ports/rust
+
+# wasm-smith (the second fuzz generator), wasm-shrink and the wasmi oracle
+# (backend `wasmi`): the Python module isowasm_fuzz_native. Measured from
+# nothing on 2 shared cores: see ports/fuzz-native/README.md.
+fuzz-native: python-deps
+	$(PIP) install -q ./ports/fuzz-native
 
 # The transformer's Rust engine, and its weights (built once here rather
 # than by the first test that needs them).
@@ -48,6 +54,7 @@ verify: setup
 unit-tests: system-deps
 	cd ports/rust && cargo test -q -j $(JOBS)
 	cd transformer/engine && cargo test -q -j $(JOBS)
+	cd ports/fuzz-native && cargo test -q -j $(JOBS)
 	cd ports/ocaml && dune test --force -j $(JOBS) 2>&1
 
 test: setup unit-tests
@@ -64,4 +71,4 @@ findings: python-deps
 	$(PYTHON) -m isowasm.cli report --results findings/results --out FINDINGS.md
 
 clean:
-	rm -rf ports/rust/target ports/ocaml/_build transformer/engine/target .hypothesis
+	rm -rf ports/rust/target ports/fuzz-native/target ports/ocaml/_build transformer/engine/target .hypothesis

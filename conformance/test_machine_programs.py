@@ -103,3 +103,41 @@ def test_shrinking_a_machine_program_keeps_branches_valid():
     assert tried > 0 and len(small.program) <= 6 < len(m.program), format_program(small.program)
     assert op in small.program.names and small.program.names[-1] in ("halt", "return")
     assert run_reference(small.program, max_steps=BUDGET).status == "halted"
+
+
+def test_machine_campaign_finds_shrinks_and_files_a_planted_port_bug(tmp_path):
+    """`isowasm fuzz --generator machine` with a plug-in whose i32.add drops
+    its carry: found on a machine program, shrunk to a few instructions,
+    written as a `lang: program` regression case that the regression suite
+    loads and that fails on the broken plug-in only."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conformance.broken_backends import DroppedCarryBackend
+    from conformance.test_regressions import run_regression
+    from isowasm.backends import get_backend
+    from isowasm.backends.reference import ReferenceBackend
+    from isowasm.suites.compliance import load_file
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "ISOWASM_PLUGINS": "broken-add-carry=conformance.broken_backends:DroppedCarryBackend",
+           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-m", "isowasm.cli", "fuzz", "--generator", "machine", "--no-probes",
+                        "--programs", "32", "--workers", "1", "--time", "120s", "--shrink-seconds", "30",
+                        "--backends", "reference,rust,broken-add-carry", "--out", str(tmp_path / "state"),
+                        "--json", str(tmp_path / "fuzz.json"), "--regressions", str(tmp_path / "regs")],
+                       capture_output=True, text=True, env=env, cwd=repo, timeout=600)
+    assert p.returncode == 1, p.stdout + p.stderr
+    doc = json.loads((tmp_path / "fuzz.json").read_text())
+    f = next(f for f in doc["findings"] if f["signature"] == "trace:i32.add:broken-add-carry")
+    assert f["shrunk"] and f["wat"].count("\n") <= 12, f["wat"]
+    assert doc["machine_coverage"]["reached"] > 0 and doc["coverage_percent"] > 0
+    cc = load_file(Path(f["regression"]))[0]
+    assert cc.lang == "program" and cc.ground_truth == "machine"
+    bad = run_regression(cc, DroppedCarryBackend(), others=("reference",))
+    assert not bad.ok and bad.divergence.instruction.startswith("i32.add"), bad.report()
+    assert run_regression(cc, get_backend("rust"), others=("reference",)).ok
+    assert run_regression(cc, ReferenceBackend(), others=("reference", "wasmtime")).ok

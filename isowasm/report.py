@@ -109,6 +109,8 @@ def render(results: Path = RESULTS) -> str:
     fuzz = _load(results, "fuzz.json")
     if fuzz:
         lines += _fuzz_section(fuzz)
+    lines += _generators_section(results)   # the two generators compared (issue 14)
+    lines += _mutation_section(results)   # mutation testing (ci/mutation.py)
     lines += _plots_section(results)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -213,8 +215,22 @@ def _fuzz_section(fuzz: dict) -> list[str]:
         extra.append(f"{fuzz['workers']} worker process(es)")
     if fuzz.get("shards"):
         extra.append(f"merged from {fuzz['shards']} shards")
+    if (fuzz.get("reference_run_every") or 1) > 1:
+        extra.append(f"reference run on 1 program in {fuzz['reference_run_every']} (the ports cross-check the rest)")
     if (fuzz.get("reference_trace_every") or 1) > 1:
         extra.append(f"reference traced on 1 program in {fuzz['reference_trace_every']}")
+    # -- generator and oracles (issue 14)
+    if fuzz.get("generator"):
+        extra.append(f"generator {fuzz['generator']}")
+    if fuzz.get("oracles"):
+        extra.append(f"oracles {', '.join(fuzz['oracles'])} (a disagreement is filed as "
+                     f"oracle-disagreement, not against the machines)")
+    flt = fuzz.get("filter")
+    if flt:
+        extra.append(f"wasm-smith filter acceptance {flt['acceptance_percent']:.2f} % "
+                     f"({flt['tries']:,} candidates for {flt['accepted']:,} programs; rejected: "
+                     + ", ".join(f"{k} {v:,}" for k, v in list(flt["rejected"].items())[:4]) + ")")
+    # --
     if extra:
         lines += ["Campaign: " + ", ".join(extra) + ".", ""]
     timings = fuzz.get("timings") or {}
@@ -249,6 +265,14 @@ def _fuzz_section(fuzz: dict) -> list[str]:
         if rare:
             lines += ["Rarest constructs: " + ", ".join(f"{k} ({100 * v / n:.1f} %)" for k, v in rare)
                       + ".", ""]
+    mcov = fuzz.get("machine_coverage")
+    if mcov:
+        lines += [f"Machine coverage (isowasm/fuzz/coverage.py; counted by the Rust port): "
+                  f"{mcov['reached']:,} of {mcov['cells']:,} cells reached ({mcov['percent']:.1f} %) — "
+                  f"each machine op on each class of its operands (zero, one, sign boundary, max, other), "
+                  f"every trap and every final status."
+                  + (f" Never reached: {', '.join(f'`{c}`' for c in mcov['missing'])}." if mcov["missing"] else ""),
+                  ""]
     findings = fuzz.get("findings", [])
     if findings:
         lines += [f"{len(findings)} distinct divergence(s):", ""]
@@ -262,6 +286,132 @@ def _fuzz_section(fuzz: dict) -> list[str]:
             lines += ["```wat", f_["wat"].rstrip(), "```", "", "```", f_["report"].rstrip(), "```", ""]
     else:
         lines += ["No divergence found.", ""]
+    return lines
+
+
+# ---- the two program generators compared (issue 14; isowasm/fuzz/smith.py) ----
+
+def _generators_section(results: Path) -> list[str]:
+    """Per-generator coverage over the shared wasm-level vocabulary and what
+    each covers that the other does not: from `isowasm fuzz generators`
+    (results/fuzz-generators.json) when recorded, else from the campaigns'
+    own wasm_coverage (every results/*.json of kind fuzz)."""
+    from isowasm.fuzz.smith import coverage_doc
+
+    doc = None
+    for p in sorted(results.glob("*.json")):
+        d = _load(results, p.name)
+        if isinstance(d, dict) and d.get("kind") == "fuzz-generators":
+            doc, src = d, f"`isowasm fuzz generators --programs {next(iter(d['generators'].values()))['programs']}`"
+    if doc is None:
+        per: dict[str, dict] = {}
+        n: dict[str, int] = {}
+        for p in sorted(results.glob("*.json")):
+            d = _load(results, p.name)
+            if isinstance(d, dict) and d.get("kind") == "fuzz" and d.get("wasm_coverage"):
+                g = d.get("generator") or "hypothesis"
+                c = per.setdefault(g, {})
+                for k, v in d["wasm_coverage"].items():
+                    c[k] = c.get(k, 0) + v
+                n[g] = n.get(g, 0) + d["programs"]
+        if not per:
+            return []
+        doc, src = coverage_doc(per, n), "the recorded campaigns (`isowasm fuzz --generator ...`)"
+    gens = doc["generators"]
+    lines = ["## The two program generators", "",
+             f"From {src}: the wasm-level constructs (ops, `<memop> offset`, block results, module "
+             f"aspects; {len(doc['vocabulary'])} in the toolchain's subset) of each generator's programs.", ""]
+    rows = []
+    for name, g in gens.items():
+        flt = g.get("filter")
+        rows.append([name, f"{g['programs']:,}", _num(g.get("programs_per_second"), 0) if g.get(
+            "programs_per_second") else "-", f"{g['coverage_percent']:.0f} %",
+            f"{flt['acceptance_percent']:.2f} %" if flt else "-"])
+    lines += _table(["generator", "programs", "programs/s", "coverage", "filter acceptance"], rows) + [""]
+    for name, g in gens.items():
+        if g["never"]:
+            lines += [f"Never generated by {name}: " + ", ".join(f"`{c}`" for c in g["never"]) + ".", ""]
+    for name, only in doc.get("only", {}).items():
+        lines += [f"Only {name} covers: " + (", ".join(f"`{c}`" for c in only) if only else "nothing the "
+                  "other does not") + ".", ""]
+    for name, rarer in doc.get("rarer", {}).items():
+        if rarer:
+            lines += [f"In both, but in a tenth or less of the share of programs in {name}: "
+                      + ", ".join(f"`{c}`" for c in rarer) + ".", ""]
+    return lines
+
+
+# ---- mutation testing (ci/mutation.py; section owned by the mutation job) ----
+
+def _mutation_runs(results: Path) -> dict[str, list[dict]]:
+    """component -> its recorded `ci/mutation.py` files (results/mutation/*.json
+    and results/*.json of kind mutation; a sharded run has one per shard)."""
+    runs: dict[str, list[dict]] = {}
+    for p in sorted(results.glob("*.json")) + sorted((results / "mutation").glob("*.json")):
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict) and d.get("kind") == "mutation":
+            runs.setdefault(d["component"], []).append(d)
+    return runs
+
+
+def _mutation_section(results: Path) -> list[str]:
+    """Score per component and every surviving mutant with its diff and
+    whether it was judged equivalent (ci/mutation_equivalent.yaml)."""
+    runs = _mutation_runs(results)
+    if not runs:
+        return []
+    order = ["reference", "toolchain", "construction", "rust-port", "engine", "ocaml-port"]
+    names = sorted(runs, key=lambda c: (order.index(c) if c in order else len(order), c))
+    lines = ["## Mutation testing", "",
+             "`ci/mutation.py`: each component's sources changed one small edit at a time (cargo-mutants "
+             "for Rust, an AST mutator for Python, a token mutator for OCaml), and the component's fast "
+             "tests run against each mutant, builds first, stopping at the first failure. Score = (killed + "
+             "timeout) / (killed + timeout + survivors not judged equivalent); unviable mutants (did not "
+             "build) are left out; \"not run\" = sampled but cut off by the time box. Equivalence "
+             "judgements: `ci/mutation_equivalent.yaml`.", ""]
+    rows, survivors, notes = [], [], []
+    for c in names:
+        ds = runs[c]
+        ms = list({m["id"]: m for d in sorted(ds, key=lambda d: d["time"]) for m in d["mutants"]}.values())
+        k = {s: sum(1 for m in ms if m["status"] == s) for s in ("killed", "timeout", "survived", "unviable")}
+        eq = sum(1 for m in ms if m["status"] == "survived" and m.get("equivalent"))
+        caught = k["killed"] + k["timeout"]
+        denom = caught + k["survived"] - eq
+        selected = sum(d.get("selected", 0) for d in ds)
+        generated = max(d.get("generated", 0) for d in ds)
+        shards = {d.get("shard", "0/1") for d in ds}
+        rows.append([c, ds[0].get("tool", "?"), _num(generated), _num(selected), _num(len(ms)), caught,
+                     k["timeout"], k["survived"], eq, k["unviable"], _num(max(selected - len(ms), 0)),
+                     f"{100 * caught / denom:.1f} %" if denom else "-",
+                     _num(sum(d.get("seconds", 0) for d in ds))])
+        when = max(d["time"] for d in ds)
+        note = (f"`{c}`: {_when({'time': when})}, {ds[0].get('cpus', '?')} CPUs, seed {ds[0].get('seed')}"
+                + (f", {len(shards)} shard(s)" if len(shards) > 1 else "")
+                + (f", a sample of {ds[0]['max_mutants']:,}" if ds[0].get("max_mutants") else "")
+                + (", stopped by the time box" if any(d.get("stopped_by_time_box") for d in ds) else "")
+                + f"; {ds[0].get('summary') or ''}".rstrip("; ") + ".")
+        errors = [d["error"] for d in ds if d.get("error")]
+        if errors:
+            note += f" Error: {errors[0].splitlines()[0]}"
+        notes.append(note)
+        survivors += [(c, m) for m in sorted(ms, key=lambda m: (m["file"], m["line"], m["id"]))
+                      if m["status"] == "survived"]
+    lines += _table(["component", "tool", "mutants", "sampled", "run", "killed", "of which timeout", "survived",
+                     "equivalent", "unviable", "not run", "score", "seconds"], rows)
+    lines += [""] + [f"- {n}" for n in notes] + [""]
+    if survivors:
+        lines += [f"### Surviving mutants ({len(survivors)})", ""]
+        for c, m in survivors:
+            verdict = (f"judged equivalent: {m.get('equivalent_reason')}" if m.get("equivalent")
+                       else "**not judged equivalent**")
+            lines += [f"`{c}` `{m['file']}:{m['line']}` ({m['operator']}"
+                      + (f": {m['description']}" if m.get("description") else "") + f") — {verdict}", "",
+                      "```diff", m["diff"].rstrip(), "```", ""]
+    else:
+        lines += ["No mutant survived.", ""]
     return lines
 
 

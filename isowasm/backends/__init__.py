@@ -15,6 +15,8 @@ from isowasm.backends.base import Backend, BackendUnavailable, Case
 BUILTIN = {
     "reference": "isowasm.backends.reference:ReferenceBackend",
     "wasmtime": "isowasm.backends.wasmtime_backend:WasmtimeBackend",
+    # a second, independent oracle (pip install ./ports/fuzz-native)
+    "wasmi": "isowasm.backends.wasmi:WasmiBackend",
     "rust": "isowasm.backends.rust:RustBackend",
     "ocaml": "isowasm.backends.ocaml:OcamlBackend",
     "transformer": "isowasm.transformer.engine_backend:EngineBackend",

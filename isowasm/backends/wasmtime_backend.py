@@ -69,7 +69,9 @@ class WasmtimeBackend(Backend):
         except wasmtime.Trap as e:
             # e.g. a data segment outside memory: the module traps before
             # compute runs (the machine's prologue traps oob the same way).
-            return RunResult(backend=self.name, status=TRAPPED, trap=_TRAPS.get(e.trap_code, f"wasmtime:{e.trap_code}"),
+            # (a start function may have written output before it trapped)
+            return RunResult(backend=self.name, status=TRAPPED, output=bytes(out),
+                             trap=_TRAPS.get(e.trap_code, f"wasmtime:{e.trap_code}"),
                              seconds=time.perf_counter() - t0)
         exports = inst.exports(store)
         compute = exports["compute"]

@@ -1,5 +1,11 @@
 """`isowasm fuzz`: the nightly differential fuzzing campaign.
 
+(Issue 14: `--generator wasm-smith` draws the programs from wasm-smith
+configured to the machine's ABI instead — isowasm/fuzz/smith.py — under the
+same (seed, k) discipline; `--oracles` runs wasmi beside wasmtime, and a
+disagreement of the two is filed as `oracle-disagreement:...`, not against
+the machines. The description below is the Hypothesis generator's.)
+
 Programs come from the Hypothesis WAT generator (isowasm/fuzz/generators.py)
 through its direct path (`direct_module(seed, k)`: the same generator
 functions and AST, driven by a seeded random.Random), so program k of a
@@ -19,6 +25,9 @@ selected backend → compare. The comparison is tiered for throughput:
    with `--reference-trace K` (K > 1) it traces one program in K and runs
    untraced on the others (status, output, steps and tokens still compared);
    its trace is always compared when fewer than two other backends trace.
+   With `--reference-every K` it runs on one program in K at all (the
+   others are judged by the two fast ports' agreement and wasmtime): the
+   reference then samples, and confirm still runs it on every suspect.
 2. *confirm*: a program that fails the screen is run again through
    `isowasm.runner.compare_case(..., trace="text")` with every backend, the
    reference tracing; its verdict and report are authoritative.
@@ -49,9 +58,10 @@ from collections import Counter
 from pathlib import Path
 
 from isowasm.atomic import atomic_write
+from isowasm.fuzz.coverage import add as add_coverage, summary as machine_coverage
 from isowasm.fuzz.oracles import compile_signature, compile_wat, sig_id, signature_of
 from isowasm.fuzz.regressions import write_regression
-from isowasm.fuzz.shrinking import shrink_module
+from isowasm.fuzz.shrinking import shrink_module  # noqa: F401 - the Hypothesis shrinker (smith.py calls it)
 from isowasm.spec.reference import run_reference
 
 # Relative paths: a campaign writes into the current directory, never into
@@ -100,6 +110,15 @@ class Worker:
         self.seed = cfg["seed"]
         self.max_steps = cfg["max_steps"]
         self.names: list[str] = list(cfg["backends"])
+        # -- generator and oracles (issue 14): the oracles beyond --backends
+        # run beside them; when they disagree among themselves the case is an
+        # oracle disagreement (oracles.oracle_disagreement), not a divergence
+        from isowasm.fuzz.smith import generator
+
+        self.gen = generator(cfg.get("generator"), self.seed, cfg.get("generator_options"))
+        self.oracles: list[str] = list(cfg.get("oracles") or [])
+        self.names += [o for o in self.oracles if o not in self.names]
+        # --
         self.backends = [get_backend(n) for n in self.names]
         for b, n in zip(self.backends, self.names):
             b.name = n   # plug-ins are known by their registered name
@@ -111,6 +130,11 @@ class Worker:
         others = [n for n in self.names if self.traces[n] and n != "reference"]
         # the reference's trace can be sampled only when two others cross-check
         self.ref_every = cfg.get("reference_trace", 1) if len(others) >= 2 else 1
+        self.ref_run_every = cfg.get("reference_every", 1) if len(others) >= 2 else 1
+        # machine coverage (isowasm/fuzz/coverage.py) is counted by the Rust port
+        self.coverage_backend = "rust" if "rust" in self.by_name and hasattr(
+            self.by_name["rust"], "coverage_layout") else None
+        self.machine_cov: Counter = Counter()
         self.timings: Counter = Counter()
         self.fast_reference = cfg.get("fast_reference", True)
         from isowasm.compilers import get_compiler
@@ -122,10 +146,20 @@ class Worker:
         gc.collect()
         gc.freeze()
 
-    def compile(self, wat: str, name: str):
+    def compile(self, wat: str, name: str, m=None):
         """(wasm, Program): the program from --compiler when one is named
-        (a foreign compiler's program, the original module for wasmtime)."""
-        wasm, prog = compile_wat(wat, name)
+        (a foreign compiler's program, the original module for wasmtime).
+        A wasm-smith module compiles from its own bytes (its WAT is
+        wasmprinter's text of them)."""
+        if getattr(m, "program", None) is not None:   # a machine program: no module, no compiler
+            return None, m.program
+        wasm = getattr(m, "wasm", None)
+        if wasm is not None:
+            from isowasm.toolchain.frontend import compile_wasm
+
+            prog = compile_wasm(wasm, name, b"")
+        else:
+            wasm, prog = compile_wat(wat, name)
         if self.compiler is not None:
             prog = self.compiler.compile(wasm, name)
         return wasm, prog
@@ -182,12 +216,44 @@ class Worker:
     def module(self, k: int):
         """Program k: the op probes first (isowasm/fuzz/probes.py; every op
         on every operand class), then the generator's program k."""
-        from isowasm.fuzz.generators import direct_module
         from isowasm.fuzz.probes import PROBES
 
         if self.cfg.get("probes", True) and k < len(PROBES):
             return PROBES[k][1]
-        return direct_module(self.seed, k)
+        return self.gen.module(k)
+
+    def is_probe(self, k: int) -> bool:
+        from isowasm.fuzz.probes import PROBES
+        return bool(self.cfg.get("probes", True)) and k < len(PROBES)
+
+    def render(self, m) -> str:
+        """The WAT text of module `m` (either generator's; the probes are
+        Hypothesis ASTs in a campaign of either)."""
+        from isowasm.fuzz.smith import of
+        return of(self.gen, m).render(m)
+
+    def gen_coverage(self, m, wasm: bytes | None = None) -> Counter:
+        """What module `m` covers: the generator's own constructs and its
+        counters (`gen:`), and with `wasm` the wasm-level constructs
+        (prefixed `wasm:`, the vocabulary both generators are compared in)."""
+        from isowasm.fuzz.smith import PREFIX, of, wasm_constructs
+
+        c: Counter = Counter()
+        if m is not None:
+            g = of(self.gen, m)
+            c.update(g.constructs(m))
+            c.update(g.stats(m))
+        if wasm is not None and self._wasm_cov:
+            c.update(PREFIX + x for x in wasm_constructs(wasm))
+        return c
+
+    @property
+    def _wasm_cov(self) -> bool:
+        v = getattr(self, "_wasm_cov_v", None)
+        if v is None:
+            from isowasm.fuzz.smith import have_native
+            v = self._wasm_cov_v = have_native()
+        return v
 
     def signature(self, cmp, wasm: bytes | None) -> dict:
         """signature_of, with the op the probes blame when every machine
@@ -209,6 +275,8 @@ class Worker:
             if name == "reference":
                 fast = self.fast_reference and type(b) is ReferenceBackend
                 for i, c in enumerate(cases):
+                    if ks[i] % self.ref_run_every and c.wasm is not None:
+                        continue   # sampled out (--reference-every): the ports cross-check
                     mode = "digest" if ks[i] % self.ref_every == 0 else "none"
                     try:
                         if fast and mode == "digest":
@@ -219,8 +287,13 @@ class Worker:
                         per[i][name] = e
             elif hasattr(b, "run_batch") and len(cases) > 1:
                 try:
-                    for i, r in enumerate(b.run_batch(cases, self.max_steps, "digest")):
+                    cov = name == self.coverage_backend
+                    batch = (b.run_batch(cases, self.max_steps, "digest", coverage=True) if cov
+                             else b.run_batch(cases, self.max_steps, "digest"))
+                    for i, r in enumerate(batch):
                         per[i][name] = r
+                        if cov:
+                            add_coverage(self.machine_cov, r.extra.get("coverage", {}))
                 except Exception:
                     for i, c in enumerate(cases):
                         per[i][name] = self._run1(b, c)
@@ -228,9 +301,11 @@ class Worker:
                 for i, c in enumerate(cases):
                     per[i][name] = self._run1(b, c)
             self.timings["run:" + name] += time.perf_counter() - t0
-        return per
+        return [{n: r for n, r in p.items() if r is not None} for p in per]
 
     def _run1(self, b, c):
+        if b.needs_wasm and c.wasm is None:
+            return None   # a machine program: no module for the oracles (see screen)
         try:
             return b.run(c, max_steps=self.max_steps, trace="digest" if b.traces else "none")
         except Exception as e:   # noqa: BLE001
@@ -242,8 +317,12 @@ class Worker:
 
         if any(isinstance(r, Exception) for r in res.values()):
             return False
+        if len(self.oracles) > 1:   # issue 14: the oracles must agree among themselves
+            from isowasm.fuzz.oracles import oracle_disagreement
+            if oracle_disagreement(res, self.oracles, self.names, self.traces) is not None:
+                return False
         truth = res.get("wasmtime")
-        machines = [n for n in self.names if self.traces[n]]
+        machines = [n for n in self.names if self.traces[n] and n in res]
         for n in machines:
             r = res[n]
             if truth is not None:
@@ -269,13 +348,17 @@ class Worker:
         return True
 
     def confirm(self, case, explain: bool = False):
+        from isowasm.fuzz.oracles import mark_oracle_disagreement
         from isowasm.runner import compare_case
-        return compare_case(case, self.backends, max_steps=self.max_steps, trace="text", explain=explain)
+        runnable = [b for b in self.backends if not (b.needs_wasm and case.wasm is None)]
+        cmp = compare_case(case, runnable, max_steps=self.max_steps, trace="text", explain=explain)
+        if len(self.oracles) > 1:   # issue 14: oracles that disagree are the finding, not the machines
+            mark_oracle_disagreement(cmp, self.oracles, self.names, self.traces)
+        return cmp
 
     # -- one chunk -----------------------------------------------------------
 
     def run_chunk(self, ks: list[int]) -> dict:
-        from isowasm.fuzz.generators import constructs, render
         from isowasm.backends.base import Case
 
         T = self.timings
@@ -287,12 +370,12 @@ class Worker:
         for k in ks:
             t0 = time.perf_counter()
             m = self.module(k)
-            wat = render(m)
+            wat = self.render(m)
             t1 = time.perf_counter()
-            ops.update(constructs(m))
+            ops.update(self.gen_coverage(m))
             t2 = time.perf_counter()
             try:
-                wasm, prog = self.compile(wat, f"fuzz-{k}")
+                wasm, prog = self.compile(wat, f"fuzz-{k}", m)
             except Exception as e:   # noqa: BLE001 - the toolchain rejecting a generated program
                 rejected += 1
                 T["generate"] += t1 - t0
@@ -301,8 +384,10 @@ class Worker:
                 found.append(self._compile_finding(k, m, wat, e))
                 continue
             t3 = time.perf_counter()
+            if not self.is_probe(k):   # the generator's coverage, not the probes'
+                ops.update(self.gen_coverage(None, wasm))
             T["generate"] += t1 - t0
-            T["coverage"] += t2 - t1
+            T["coverage"] += t2 - t1 + time.perf_counter() - t3
             T["compile"] += t3 - t2
             items.append((k, m, wat, Case(f"fuzz-{k}", prog, wasm=wasm)))
         per = self._run_all([it[3] for it in items], [it[0] for it in items])
@@ -334,8 +419,9 @@ class Worker:
                 break
         T["cpu"] += time.process_time() - cpu0
         T["cpu"] += self._helper_cpu()
+        mc, self.machine_cov = dict(self.machine_cov), Counter()
         return {"programs": len(ks), "ops": dict(ops), "divergent": divergent + rejected,
-                "screen_only": confirmed_ok, "found": found, "complete": complete}
+                "screen_only": confirmed_ok, "found": found, "complete": complete, "machine_cov": mc}
 
     # -- findings ------------------------------------------------------------
 
@@ -370,7 +456,7 @@ class Worker:
         if f["kind"] == "compile":
             self._compile_regression(f)
             atomic_write(path, _json_dump(f))
-        elif cmp is not None:
+        elif cmp is not None and f["kind"] != "oracle-disagreement":   # an engine's bug: no machine case
             try:
                 f["regression"] = str(write_regression(self.regressions, f, cmp, self.max_steps))
             except Exception as e:   # noqa: BLE001
@@ -383,12 +469,11 @@ class Worker:
     def evaluate(self, m, want: str | None = None, name: str = "fuzz-shrink",
                  explain: bool = False) -> tuple[str | None, object]:
         """(signature or None, Comparison/exception) of module `m`."""
-        from isowasm.fuzz.generators import render
         from isowasm.backends.base import Case
 
-        wat = render(m)
+        wat = self.render(m)
         try:
-            wasm, prog = self.compile(wat, "shrink")
+            wasm, prog = self.compile(wat, "shrink", m)
         except Exception as e:   # noqa: BLE001
             if want is not None and want.startswith("compile:"):
                 return compile_signature(e), e
@@ -414,7 +499,7 @@ class Worker:
                     res[n] = e
             else:
                 res[n] = self._run1(b, case)
-        return res
+        return {n: r for n, r in res.items() if r is not None}
 
     def shrink_finding(self, f: dict, m) -> dict:
         path = self.out / "findings" / f"{sig_id(f['signature'])}.json"
@@ -422,9 +507,7 @@ class Worker:
         best, cmp, tried = self.shrink(m, f["signature"], self.cfg.get("shrink_seconds", 60),
                                        name=f"fuzz-{f['index']}")
         self.timings["shrink"] += time.perf_counter() - t0
-        from isowasm.fuzz.generators import render
-
-        f["wat"] = render(best)
+        f["wat"] = self.render(best)
         f["shrunk"] = True
         f["shrink_candidates"] = tried
         if cmp is not None and not isinstance(cmp, Exception) and not cmp.ok:
@@ -435,6 +518,9 @@ class Worker:
                 cmp = full
         if cmp is not None and not isinstance(cmp, Exception):
             f["report"] = cmp.report()
+            if f["kind"] == "oracle-disagreement":   # an engine's bug: no machine case (issue 14)
+                atomic_write(path, _json_dump(f))
+                return f
             try:
                 f["regression"] = str(write_regression(self.regressions, f, cmp, self.max_steps))
             except Exception as e:   # noqa: BLE001
@@ -471,8 +557,11 @@ class Worker:
             f["regression_error"] = f"{type(e).__name__}: {e}"
 
     def shrink(self, m, signature: str, seconds: float, name: str = "fuzz-shrink"):
-        return shrink_module(m, lambda cand: self.evaluate(cand, signature, name), signature,
-                             seconds, lambda: self.stop)
+        """The module's own generator shrinks it, keeping the signature: AST
+        edits (Hypothesis, the probes) or wasm-level reduction (wasm-smith:
+        smith.SmithGenerator.shrink, our reducer and wasm-shrink)."""
+        from isowasm.fuzz.smith import of
+        return of(self.gen, m).shrink(self, m, signature, seconds, name)
 
 
 # ---------------------------------------------------------------------------
@@ -566,6 +655,8 @@ class Campaign:
         fresh = {"version": STATE_VERSION, "seed": a.seed, "shard": list(a.shard),
                  "backends": a.backends, "max_steps": a.max_steps, "chunk": CHUNK,
                  "compiler": getattr(a, "compiler", None), "probes": getattr(a, "probes", True),
+                 "generator": getattr(a, "generator", "hypothesis"), "allow": getattr(a, "allow", []),
+                 "oracles": getattr(a, "oracles", []),
                  "done_prefix": 0, "done_extra": [], "programs": 0, "seconds": 0.0,
                  "divergent": 0, "screen_only": 0, "ops": {}, "sig_counts": {}, "timings": {},
                  "sessions": 0}
@@ -585,7 +676,12 @@ class Campaign:
             raise IsowasmError(f"{self.state_path}: not a version-{STATE_VERSION} campaign state "
                                f"(missing fields or another version); remove the directory or use "
                                f"another --out")
-        for key in ("seed", "shard", "backends", "max_steps", "chunk", "compiler", "probes"):
+        # a state from before issue 14 has no generator/allow/oracles: its defaults
+        st.setdefault("generator", "hypothesis")
+        st.setdefault("allow", [])
+        st.setdefault("oracles", fresh["oracles"])
+        for key in ("seed", "shard", "backends", "max_steps", "chunk", "compiler", "probes",
+                    "generator", "allow", "oracles"):
             if st.get(key) != fresh[key]:
                 raise IsowasmError(f"{self.out} holds a campaign with {key} {st.get(key)!r}, "
                                    f"not {fresh[key]!r}: resume with the same options or use another --out")
@@ -627,6 +723,9 @@ class Campaign:
         ops = Counter(st["ops"])
         ops.update(r["ops"])
         st["ops"] = dict(ops)
+        mc = Counter(st.get("machine_cov", {}))
+        mc.update(r.get("machine_cov", {}))
+        st["machine_cov"] = dict(mc)
         tm = Counter(st["timings"])
         tm.update(r.get("timings", {}))
         st["timings"] = {k: round(v, 3) for k, v in tm.items()}
@@ -644,7 +743,7 @@ class Campaign:
         return time.monotonic() - self.t0
 
     def coverage(self) -> float:
-        return coverage_percent(self.state["ops"])
+        return coverage_percent(self.state["ops"], self.state.get("generator"))
 
     def status_line(self) -> str:
         el = self.elapsed()
@@ -682,6 +781,7 @@ class Campaign:
     def write_json(self) -> dict:
         doc = summary(self.state, self.findings(), self.state["seconds"] + self.elapsed(),
                       workers=self.args.workers, reference_trace=self.args.reference_trace,
+                      reference_every=self.args.reference_every,
                       stopped=self.stop_reason or "time")
         atomic_write(self.json_path, _json_dump(doc))
         return doc
@@ -692,8 +792,10 @@ class Campaign:
         a = self.args
         cfg = {"seed": a.seed, "backends": a.backends, "max_steps": a.max_steps,
                "out": str(self.out), "regressions": str(a.regressions),
-               "reference_trace": a.reference_trace, "shrink_seconds": a.shrink_seconds,
-               "compiler": a.compiler, "probes": a.probes}
+               "reference_trace": a.reference_trace, "reference_every": a.reference_every,
+               "shrink_seconds": a.shrink_seconds,
+               "compiler": a.compiler, "probes": a.probes,
+               "generator": a.generator, "generator_options": {"allow": a.allow}, "oracles": a.oracles}
         self.out.mkdir(parents=True, exist_ok=True)
         self.state["sessions"] = self.state.get("sessions", 0) + 1
         self.save_state()
@@ -707,7 +809,9 @@ class Campaign:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         self.say(f"[fuzz] seed {a.seed}, shard {a.shard[0]}/{a.shard[1]}, {a.workers} worker(s), "
-                 f"backends {', '.join(a.backends)}, {a.time:.0f} s; state in {self.out}"
+                 f"generator {a.generator}, backends {', '.join(a.backends)}"
+                 + (f", oracles {', '.join(a.oracles)}" if a.oracles else "")
+                 + f", {a.time:.0f} s; state in {self.out}"
                  + (f" (resuming after {self.state['programs']:,} programs)" if self.state["programs"] else ""))
         try:
             self.finish_unshrunk(cfg)
@@ -853,14 +957,25 @@ def load_findings(out: Path) -> list[dict]:
     return found
 
 
-def coverage_percent(ops: dict) -> float:
-    """Share of the generator's constructs a campaign has run at least once."""
+def coverage_percent(ops: dict, generator: str | None = None) -> float:
+    """Share of the generator's constructs a campaign has run at least once
+    (wasm-smith's: the wasm-level constructs of the toolchain's subset)."""
     from isowasm.fuzz.generators import ALL_CONSTRUCTS
 
+    if generator == "wasm-smith":
+        from isowasm.fuzz.smith import WASM_CONSTRUCTS, split_ops
+
+        wasm = split_ops(ops)[1]
+        return 100.0 * len({k for k, v in wasm.items() if v} & WASM_CONSTRUCTS) / len(WASM_CONSTRUCTS)
+    if generator == "machine":
+        from isowasm.fuzz.machine_programs import ALL_CONSTRUCTS as MACHINE_CONSTRUCTS
+
+        return 100.0 * len(set(ops) & MACHINE_CONSTRUCTS) / len(MACHINE_CONSTRUCTS)
     return 100.0 * len(set(ops) & ALL_CONSTRUCTS) / len(ALL_CONSTRUCTS)
 
 
-def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_trace, stopped: str) -> dict:
+def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_trace, stopped: str,
+            reference_every: int = 1) -> dict:
     """The campaign's summary for `isowasm report` (results/fuzz.json)."""
     from isowasm.fuzz.generators import ALL_CONSTRUCTS
 
@@ -879,14 +994,44 @@ def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_t
         "workers": workers, "programs": st["programs"], "seconds": round(seconds, 3),
         "rate": round(st["programs"] / max(seconds, 1e-9), 2), "backends": st["backends"],
         "max_steps": st["max_steps"], "reference_trace_every": reference_trace,
+        "reference_run_every": reference_every,
         "divergent_programs": st["divergent"], "screen_only_mismatches": st["screen_only"],
         "op_coverage": {k: ops.get(k, 0) for k in sorted(ALL_CONSTRUCTS)},
         "coverage_percent": round(coverage_percent(ops), 1),
+        "machine_coverage": machine_coverage(st.get("machine_cov", {})),
+        **_generator_summary(st),
         "timings": {k: v for k, v in st["timings"].items() if k != "cpu"},
         "cpu_seconds": st["timings"].get("cpu", 0.0),
         "stopped": stopped,
         "findings": findings,
     }
+
+
+def _generator_summary(st: dict) -> dict:
+    """The generator and oracles of a campaign, its wasm-level coverage (the
+    vocabulary both generators are compared in) and, for wasm-smith, the
+    filter's acceptance (issue 14)."""
+    from isowasm.fuzz.smith import WASM_CONSTRUCTS, filter_stats, split_ops
+
+    gen = st.get("generator") or "hypothesis"
+    own, wasm, stats = split_ops(st["ops"])
+    out = {"generator": gen, "oracles": st.get("oracles") or []}
+    if wasm:
+        out["wasm_coverage"] = {k: wasm.get(k, 0) for k in sorted(WASM_CONSTRUCTS | set(wasm))}
+        out["wasm_coverage_percent"] = round(coverage_percent(st["ops"], "wasm-smith"), 1)
+    if gen == "wasm-smith":
+        # the generator's own constructs are the wasm-level ones
+        out["op_coverage"] = {k: wasm.get(k, 0) for k in sorted(WASM_CONSTRUCTS)}
+        out["coverage_percent"] = out.get("wasm_coverage_percent", 0.0)
+    if gen == "machine":
+        from isowasm.fuzz.machine_programs import ALL_CONSTRUCTS as MACHINE_CONSTRUCTS
+
+        out["op_coverage"] = {k: own.get(k, 0) for k in sorted(MACHINE_CONSTRUCTS)}
+        out["coverage_percent"] = round(coverage_percent(st["ops"], "machine"), 1)
+    f = filter_stats(stats)
+    if f:
+        out["filter"] = f
+    return out
 
 
 def _rel(p: str | None) -> str | None:
@@ -928,6 +1073,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "or $ISOWASM_REGRESSIONS_DIR; the repository's own suite runs "
                          "conformance/regressions/)")
     ap.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="step budget per run")
+    ap.add_argument("--reference-every", type=int, default=1, metavar="K",
+                    help="run the reference at all on one program in K (default 1: every program); "
+                         "only when two other backends cross-check the traces; suspects are "
+                         "always confirmed with it")
     ap.add_argument("--reference-trace", type=int, default=1, metavar="K",
                     help="trace the reference on one program in K (default 1: every program); only "
                          "applies when two other backends cross-check the traces")
@@ -937,11 +1086,64 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-probes", dest="probes", action="store_false",
                     help="skip the op probes that open every campaign (isowasm/fuzz/probes.py: "
                          "each op on every operand class, the first programs of the campaign)")
+    ap.add_argument("--generator", choices=["hypothesis", "wasm-smith", "machine"], default="hypothesis",
+                    help="the program generator: isowasm's Hypothesis WAT generator (default), "
+                         "wasm-smith configured to the machine's ABI (needs `pip install "
+                         "./ports/fuzz-native`), or machine programs written directly (no wasm: "
+                         "the machine backends against the reference, aimed at every machine "
+                         "coverage cell; isowasm/fuzz/machine_programs.py)")
+    ap.add_argument("--allow", type=_names, default=None, metavar="CONSTRUCTS",
+                    help="wasm-smith: constructs beyond the i32 subset the filter lets through, "
+                         "comma-separated (default i64, which the toolchain lowers; '' for the i32 "
+                         "subset only)")
+    ap.add_argument("--oracles", type=_names, default=None, metavar="LIST",
+                    help="engines that run the original module and must agree with each other, "
+                         "comma-separated; wasmtime is the ground truth (default: wasmtime,wasmi when "
+                         "wasmi is installed and wasmtime is among the backends; `none`: no second "
+                         "oracle). A disagreement is filed as oracle-disagreement:..., not as a "
+                         "divergence of the machines")
     ap.add_argument("--shrink-seconds", type=float, default=60.0, help="time limit per shrink (default 60)")
     ap.add_argument("--status-every", type=float, default=30.0,
                     help="seconds between status lines when not on a terminal (default 30)")
     ap.add_argument("--progress", action="store_true", default=None, help="live line even off a terminal")
     return ap
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def resolve_oracles(spec: list[str] | None, backends: list[str]) -> list[str]:
+    """The oracle set (issue 14): engines that run the original module and
+    produce no machine trace. Default: those among the backends, plus wasmi
+    beside wasmtime when it is installed. `none`: only wasmtime (if named),
+    no cross-check."""
+    from isowasm.backends import get_backend
+    from isowasm.backends.base import BackendUnavailable
+    from isowasm.spec.errors import IsowasmError
+
+    def is_oracle(name: str) -> bool:
+        b = get_backend(name)   # raises BackendUnavailable with the reason
+        try:
+            return bool(b.needs_wasm and not b.traces)
+        finally:
+            b.close()
+
+    if spec == ["none"]:
+        return []
+    if spec is None:
+        names = [n for n in backends if is_oracle(n)]
+        if "wasmtime" in names and "wasmi" not in names:
+            try:
+                if is_oracle("wasmi"):
+                    names.append("wasmi")
+            except BackendUnavailable:
+                pass
+        return names if len(names) > 1 else []
+    for n in spec:
+        if not is_oracle(n):
+            raise IsowasmError(f"--oracles: {n} produces a machine trace; an oracle runs the original module")
+    return list(dict.fromkeys(spec))
 
 
 def resolve_backends(spec: str | None) -> list[str]:
@@ -971,9 +1173,24 @@ def cli_fuzz(argv: list[str] | None = None) -> int:
         from isowasm.fuzz.merge import cli_merge
 
         return cli_merge(argv[1:])
+    if argv and argv[0] == "generators":
+        return cli_generators(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.backends = resolve_backends(args.backends)
+        args.oracles = resolve_oracles(args.oracles, args.backends)
+        if args.allow is None:     # the toolchain lowers i64 (MACHINE.md §8)
+            args.allow = ["i64"] if args.generator == "wasm-smith" else []
+        if args.generator == "wasm-smith":
+            from isowasm.fuzz.smith import native
+
+            n = native()           # the one-line error when the extension is missing
+            n.check(b"", args.allow)   # an unknown --allow is a usage error
+        elif args.allow:
+            raise IsowasmError("--allow applies to --generator wasm-smith only")
+    except ValueError as e:
+        print(f"error: --allow: {e}", file=sys.stderr)
+        return 2
     except IsowasmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -990,11 +1207,50 @@ def cli_fuzz(argv: list[str] | None = None) -> int:
         return 2
     args.workers = max(1, args.workers)
     args.reference_trace = max(1, args.reference_trace)
+    args.reference_every = max(1, args.reference_every)
     try:
         return Campaign(args).run()
     except IsowasmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def cli_generators(argv: list[str]) -> int:
+    """`isowasm fuzz generators`: which wasm-level constructs each generator
+    covers that the other does not, over the same number of programs."""
+    from isowasm.cli import ArgumentParser
+    from isowasm.spec.errors import IsowasmError
+
+    ap = ArgumentParser(prog="isowasm fuzz generators", description=(
+        "Generate N programs with each generator (hypothesis, wasm-smith), count the wasm-level "
+        "constructs of each and report what each covers that the other does not."))
+    ap.add_argument("--programs", type=int, default=500, metavar="N", help="programs per generator (default 500)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--allow", type=_names, default=[], metavar="CONSTRUCTS",
+                    help="wasm-smith filter relaxations (i64)")
+    ap.add_argument("--json", default="results/fuzz-generators.json",
+                    help="where the comparison goes (default results/fuzz-generators.json; '' for none)")
+    args = ap.parse_args(argv)
+    from isowasm.fuzz.smith import compare_generators
+
+    try:
+        doc = compare_generators(args.seed, max(1, args.programs), {"allow": args.allow})
+    except (IsowasmError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, g in doc["generators"].items():
+        extra = ""
+        if g.get("filter"):
+            extra = f"; filter acceptance {g['filter']['acceptance_percent']:.2f} %"
+        print(f"{name}: {g['coverage_percent']:.0f} % of {len(doc['vocabulary'])} wasm constructs, "
+              f"{g['programs_per_second']:.0f} programs/s{extra}")
+        print(f"  never: {', '.join(g['never']) or '-'}")
+    for name, only in doc["only"].items():
+        print(f"only {name}: {', '.join(only) or '-'}")
+    if args.json:
+        atomic_write(Path(args.json), _json_dump(doc))
+        print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":

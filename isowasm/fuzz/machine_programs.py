@@ -294,3 +294,7 @@ def _without(m: MachineProgram, lo: int, hi: int) -> MachineProgram | None:
         names.append(op)
         imms.append(imm)
     return MachineProgram(Program(names, imms, p.input, source=p.source), m.cells, m.ending)
+
+
+# what `constructs` can name: the campaign's coverage share for this generator
+ALL_CONSTRUCTS = frozenset({f"machine: {cell_name(c)}" for c in CELLS} | {f"machine ending: {e}" for e in ENDINGS})

@@ -19,7 +19,8 @@ from pathlib import Path
 from isowasm.atomic import atomic_write
 from isowasm.spec.errors import IsowasmError
 
-IDENTITY = ("version", "seed", "backends", "max_steps", "chunk", "compiler", "probes")
+IDENTITY = ("version", "seed", "backends", "max_steps", "chunk", "compiler", "probes", "generator", "allow",
+            "oracles")
 
 
 def _state(d: Path) -> dict:
@@ -60,7 +61,7 @@ def merge(dirs: list[str], out: str, regressions: str) -> tuple[dict, list[dict]
         merged[key] = sum(st.get(key, 0) for st in states)
     # machines run side by side: the campaign took as long as its longest shard
     merged["seconds"] = max(st.get("seconds", 0.0) for st in states)
-    for key in ("ops", "sig_counts", "timings"):
+    for key in ("ops", "sig_counts", "timings", "machine_cov"):
         c: Counter = Counter()
         for st in states:
             c.update(st.get(key, {}))

@@ -42,6 +42,9 @@ def signature_of(cmp, order: list[str], traces: dict[str, bool]) -> dict:
         d = cmp.divergence
         op = d.instruction.split()[0] if d.instruction else "end-of-trace"
         return {"signature": f"trace:{op}:{d.b}", "kind": "trace", "op": op, "backend": d.b}
+    dis = getattr(cmp, "oracle_disagreement", None)   # issue 14: before any verdict against wasmtime
+    if dis is not None:
+        return {k: dis[k] for k in ("signature", "kind", "op", "backend")}
     for p in cmp.problems:
         m = re.match(r"(\S+) raised (\w+)", p)
         if m:
@@ -108,3 +111,89 @@ def describe_groups(groups: list[dict]) -> list[str]:
         lines.append(f"  {g['signature']}: {g['count']} program(s); smallest reproduction "
                      f"{r['program']}{toks}" + (f"; op probe: {g['blame']}" if g.get("blame") else ""))
     return lines
+
+
+# ---------------------------------------------------------------------------
+# Two oracles (issue 14): wasmtime, the ground truth, and a second engine
+# isowasm does not build (wasmi). When they disagree, the case is filed as an
+# *oracle disagreement* — its own signature kind — and the machines are not
+# blamed for differing from an oracle that another oracle contradicts.
+
+def _verdict_difference(a, b) -> str | None:
+    """How two runs' verdicts (status and output) differ: None, `status`,
+    `output-value`, `output-short`, `output-long`, or `output-prefix` where
+    either side is inconclusive (budget, resource trap) and only the common
+    prefix of the outputs can be compared."""
+    from isowasm.runner import _inconclusive_status, expected_status
+
+    if _inconclusive_status(a) or _inconclusive_status(b):
+        n = min(len(a.output), len(b.output))
+        return "output-prefix" if a.output[:n] != b.output[:n] else None
+    if expected_status(a) != expected_status(b):
+        return "status"
+    if a.output != b.output:
+        k = next((i for i, (x, y) in enumerate(zip(a.output, b.output)) if x != y), None)
+        return "output-value" if k is not None else "output-short" if len(b.output) < len(a.output) \
+            else "output-long"
+    return None
+
+
+def oracle_disagreement(results: dict, oracles: list[str], order: list[str],
+                        traces: dict[str, bool]) -> dict | None:
+    """{signature, kind, op, backend, detail} when the oracles' verdicts
+    differ, else None. Each oracle is compared with the ground truth
+    (`wasmtime` when among them, else the first); the *suspect* is the
+    oracle the machines' verdict (the reference executor's, else the first
+    machine's) does not agree with — or `A-vs-B` when that does not single
+    one out. Signature: `oracle-disagreement:<aspect>:<suspect>`, the
+    aspect `status:<a>-vs-<b>` or how the outputs differ."""
+    from isowasm.runner import expected_status
+    from isowasm.spec.result import RunResult
+
+    rs = {o: results[o] for o in oracles if isinstance(results.get(o), RunResult)}
+    if len(rs) < 2:
+        return None
+    truth = "wasmtime" if "wasmtime" in rs else next(iter(rs))
+    bad = [(o, d) for o in rs if o != truth for d in [_verdict_difference(rs[truth], rs[o])] if d]
+    if not bad:
+        return None
+    other, aspect = bad[0]
+    if aspect == "status":
+        aspect = f"status:{expected_status(rs[truth])}-vs-{expected_status(rs[other])}"
+    machines = [n for n in order if traces.get(n) and isinstance(results.get(n), RunResult)]
+    ref = "reference" if "reference" in machines else (machines[0] if machines else None)
+    suspects = [o for o in (truth, other) if ref and _verdict_difference(results[ref], rs[o])]
+    who = suspects[0] if len(suspects) == 1 else f"{truth}-vs-{other}"
+    from isowasm.runner import show_bytes
+
+    def verdict(n):
+        r = results[n]
+        return f"{n} {expected_status(r)}, output {show_bytes(r.output)}"
+
+    detail = "; ".join(verdict(n) for n in [truth, other] + ([ref] if ref else []))
+    return {"signature": f"oracle-disagreement:{aspect}:{who}", "kind": "oracle-disagreement",
+            "op": aspect, "backend": who, "suspects": suspects, "detail": detail}
+
+
+_VS_WASMTIME = re.compile(r"^(\S+): (status \S+, wasmtime |output .*, wasmtime |output .* is not a "
+                          r"prefix-match of wasmtime's)")
+
+
+def mark_oracle_disagreement(cmp, oracles: list[str], order: list[str], traces: dict[str, bool]):
+    """Make a disagreement of the oracles the Comparison's finding: its
+    first problem, `cmp.oracle_disagreement` (which signature_of files), and
+    — when wasmtime is the suspect — the machines' verdicts against wasmtime
+    withdrawn (another oracle agrees with them). Returns the disagreement."""
+    dis = oracle_disagreement(cmp.results, oracles, order, traces)
+    if dis is None:
+        return None
+    cmp.oracle_disagreement = dis
+    if "wasmtime" in dis["suspects"] and len(dis["suspects"]) == 1:
+        cmp.problems = [p for p in cmp.problems if not _VS_WASMTIME.match(p)]
+        cmp.inconclusive = [p for p in cmp.inconclusive if not re.search(r" vs wasmtime ", p)]
+        keep = {n for n in cmp.failed
+                if any(p.startswith(n + ":") or p.startswith(n + " ") for p in cmp.problems)}
+        cmp.failed = keep
+    cmp.problems.insert(0, f"oracle disagreement ({dis['op']}; suspect {dis['backend']}): {dis['detail']}")
+    cmp.failed |= set(dis["suspects"] or [o for o in oracles if o in cmp.results])
+    return dis

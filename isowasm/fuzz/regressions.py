@@ -18,15 +18,16 @@ def _yaml_str(s: str) -> str:
 
 
 def regression_yaml(name: str, signature: str, wat: str, expect_output: bytes,
-                    expect_status: str, ground_truth: str, max_steps: int, note: str) -> str:
+                    expect_status: str, ground_truth: str, max_steps: int, note: str,
+                    lang: str = "wat", input: bytes = b"") -> str:
     src = "".join("      " + ln + "\n" if ln.strip() else "\n" for ln in wat.rstrip("\n").split("\n"))
     lines = [
         f"category: {name}",
         f"description: {_yaml_str('isowasm fuzz finding ' + signature)}",
         "cases:",
         f"  - name: {name}",
-        "    lang: wat",
-        '    input: ""',
+        f"    lang: {lang}",
+        f"    input: {_yaml_str(input.decode('latin-1'))}",
         f"    expect_output: {_yaml_str(expect_output.decode('latin-1'))}",
         f"    expect_status: {expect_status}",
         f"    max_steps: {max_steps}",
@@ -65,11 +66,15 @@ def write_regression(regressions: Path, finding: dict, cmp, max_steps: int) -> P
         truth = "machine"
     note = (f"found by isowasm fuzz (seed {finding['seed']}, program {finding['index']}); "
             f"signature {finding['signature']}; {why}")
-    text = regression_yaml(name, finding["signature"], finding["wat"], out, status, truth,
-                           max_steps, note)
+    lang, data, source = "wat", b"", finding["wat"]
+    if cmp.case.wasm is None:   # a machine program (machine_programs.py): its instructions
+        lang, data = "program", cmp.case.program.input
+        source = finding["wat"].split("}\n", 1)[0] + "}\n"
+    text = regression_yaml(name, finding["signature"], source, out, status, truth,
+                           max_steps, note, lang=lang, input=data)
     path = Path(regressions) / f"{name}.yaml"
     atomic_write(path, text)
     # the file must load as a compliance case and hold exactly this program
     cc = load_file(path)[0]
-    assert cc.source == finding["wat"].rstrip("\n") + "\n", "regression YAML does not round-trip"
+    assert cc.source == source.rstrip("\n") + "\n", "regression YAML does not round-trip"
     return path

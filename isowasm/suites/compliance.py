@@ -61,7 +61,7 @@ CATEGORIES: dict[str, int] = {
 }
 
 DEFAULT_MAX_STEPS = 1_000_000
-LANGS = ("wat", "c")
+LANGS = ("wat", "c", "program")   # program: a machine program file written directly (no module)
 GROUND_TRUTHS = ("wasmtime", "machine")
 _REQUIRED = ("name", "lang", "source", "input", "expect_output", "expect_status")
 _OPTIONAL = ("max_steps", "ground_truth", "note")
@@ -161,7 +161,10 @@ def _case(raw, category: str, path: Path, index: int) -> ComplianceCase:
         raise CaseFileError(f"{where}: ground_truth {truth!r} is not one of {', '.join(GROUND_TRUTHS)}")
     resource = {t["name"] for t in table.traps() if t["resource"]}
     by_design = status == BUDGET or status.partition(":")[2] in resource
-    if by_design != (truth == "machine"):
+    if raw["lang"] == "program":
+        if truth != "machine":   # no module: the reference executor is the only judge
+            raise CaseFileError(f"{where}: ground_truth must be machine for lang program (no wasm module)")
+    elif by_design != (truth == "machine"):
         why = ("wasmtime cannot confirm a resource trap or a budget exhaustion" if by_design
                else "only resource traps and budget exhaustion differ from wasmtime by design")
         raise CaseFileError(f"{where}: ground_truth must be {'machine' if by_design else 'wasmtime'} "
@@ -220,9 +223,21 @@ def load_cases(root: Path | str = ROOT) -> list[ComplianceCase]:
 
 @lru_cache(maxsize=None)
 def _compiled(source: str, lang: str, name: str, data: bytes):
+    if lang == "program":   # the instructions of a program file; the input from the case
+        from isowasm.spec.program import format_program, parse_program
+
+        empty_input = format_program(_empty()).split("}\n", 1)[1]
+        prog = parse_program(source.rstrip("\n") + "\n" + empty_input, name)
+        return None, prog.with_input(data)
     from isowasm.toolchain import compile_source
 
     return compile_source(source, lang=lang, name=name, input=data)
+
+
+def _empty():
+    from isowasm.spec.program import Program
+
+    return Program(["halt"], [0])
 
 
 def build_case(cc: ComplianceCase):
