@@ -215,6 +215,8 @@ def _fuzz_section(fuzz: dict) -> list[str]:
         extra.append(f"{fuzz['workers']} worker process(es)")
     if fuzz.get("shards"):
         extra.append(f"merged from {fuzz['shards']} shards")
+    for name, k in sorted((fuzz.get("sampled") or {}).items()):
+        extra.append(f"{name} run on 1 program in {k} (two other ports cross-check the rest)")
     if (fuzz.get("reference_run_every") or 1) > 1:
         extra.append(f"reference run on 1 program in {fuzz['reference_run_every']} (the ports cross-check the rest)")
     if (fuzz.get("reference_trace_every") or 1) > 1:

@@ -130,7 +130,14 @@ class Worker:
         others = [n for n in self.names if self.traces[n] and n != "reference"]
         # the reference's trace can be sampled only when two others cross-check
         self.ref_every = cfg.get("reference_trace", 1) if len(others) >= 2 else 1
-        self.ref_run_every = cfg.get("reference_every", 1) if len(others) >= 2 else 1
+        # --sample NAME=K: a slow machine backend runs on one program in K,
+        # where two other tracing backends cross-check the rest
+        sample = dict(cfg.get("sample") or {})
+        if cfg.get("reference_every", 1) > 1:
+            sample.setdefault("reference", cfg["reference_every"])
+        self.sample = {n: k for n, k in sample.items() if k > 1 and n in self.by_name and self.traces.get(n)
+                       and sum(1 for m in self.names if self.traces[m] and m != n) >= 2}
+        self.ref_run_every = self.sample.get("reference", 1)
         # machine coverage (isowasm/fuzz/coverage.py) is counted by the Rust port
         self.coverage_backend = "rust" if "rust" in self.by_name and hasattr(
             self.by_name["rust"], "coverage_layout") else None
@@ -298,8 +305,10 @@ class Worker:
                     for i, c in enumerate(cases):
                         per[i][name] = self._run1(b, c)
             else:
+                every = self.sample.get(name, 1)
                 for i, c in enumerate(cases):
-                    per[i][name] = self._run1(b, c)
+                    if ks[i] % every == 0:   # sampled out otherwise (--sample)
+                        per[i][name] = self._run1(b, c)
             self.timings["run:" + name] += time.perf_counter() - t0
         return [{n: r for n, r in p.items() if r is not None} for p in per]
 
@@ -781,7 +790,7 @@ class Campaign:
     def write_json(self) -> dict:
         doc = summary(self.state, self.findings(), self.state["seconds"] + self.elapsed(),
                       workers=self.args.workers, reference_trace=self.args.reference_trace,
-                      reference_every=self.args.reference_every,
+                      reference_every=self.args.reference_every, sample=self.args.sample,
                       stopped=self.stop_reason or "time")
         atomic_write(self.json_path, _json_dump(doc))
         return doc
@@ -793,6 +802,7 @@ class Campaign:
         cfg = {"seed": a.seed, "backends": a.backends, "max_steps": a.max_steps,
                "out": str(self.out), "regressions": str(a.regressions),
                "reference_trace": a.reference_trace, "reference_every": a.reference_every,
+               "sample": a.sample,
                "shrink_seconds": a.shrink_seconds,
                "compiler": a.compiler, "probes": a.probes,
                "generator": a.generator, "generator_options": {"allow": a.allow}, "oracles": a.oracles}
@@ -975,7 +985,7 @@ def coverage_percent(ops: dict, generator: str | None = None) -> float:
 
 
 def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_trace, stopped: str,
-            reference_every: int = 1) -> dict:
+            reference_every: int = 1, sample: dict | None = None) -> dict:
     """The campaign's summary for `isowasm report` (results/fuzz.json)."""
     from isowasm.fuzz.generators import ALL_CONSTRUCTS
 
@@ -994,7 +1004,7 @@ def summary(st: dict, found: list[dict], seconds: float, *, workers, reference_t
         "workers": workers, "programs": st["programs"], "seconds": round(seconds, 3),
         "rate": round(st["programs"] / max(seconds, 1e-9), 2), "backends": st["backends"],
         "max_steps": st["max_steps"], "reference_trace_every": reference_trace,
-        "reference_run_every": reference_every,
+        "reference_run_every": reference_every, "sampled": sample or {},
         "divergent_programs": st["divergent"], "screen_only_mismatches": st["screen_only"],
         "op_coverage": {k: ops.get(k, 0) for k in sorted(ALL_CONSTRUCTS)},
         "coverage_percent": round(coverage_percent(ops), 1),
@@ -1073,6 +1083,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "or $ISOWASM_REGRESSIONS_DIR; the repository's own suite runs "
                          "conformance/regressions/)")
     ap.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="step budget per run")
+    ap.add_argument("--sample", type=_samples, default={}, metavar="NAME=K,...",
+                    help="run a slow machine backend on one program in K (e.g. transformer=16), "
+                         "where two other tracing backends cross-check the rest; suspects are "
+                         "always confirmed on every backend")
     ap.add_argument("--reference-every", type=int, default=1, metavar="K",
                     help="run the reference at all on one program in K (default 1: every program); "
                          "only when two other backends cross-check the traces; suspects are "
@@ -1107,6 +1121,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between status lines when not on a terminal (default 30)")
     ap.add_argument("--progress", action="store_true", default=None, help="live line even off a terminal")
     return ap
+
+
+def _samples(text: str) -> dict[str, int]:
+    out = {}
+    for part in _names(text):
+        name, _, k = part.partition("=")
+        if not k.isdigit() or int(k) < 1:
+            raise argparse.ArgumentTypeError(f"--sample {part!r}: expected NAME=K with K >= 1")
+        out[name.strip()] = int(k)
+    return out
 
 
 def _names(text: str) -> list[str]:
@@ -1208,6 +1232,10 @@ def cli_fuzz(argv: list[str] | None = None) -> int:
     args.workers = max(1, args.workers)
     args.reference_trace = max(1, args.reference_trace)
     args.reference_every = max(1, args.reference_every)
+    unknown = sorted(set(args.sample) - set(args.backends or []))
+    if unknown:
+        print(f"error: --sample {', '.join(unknown)}: not among the campaign's backends", file=sys.stderr)
+        return 2
     try:
         return Campaign(args).run()
     except IsowasmError as e:
