@@ -83,7 +83,8 @@ def _compare(i: int) -> dict:
         case = recompile(build(), _COMPILER[0])
     except IsowasmError as e:
         return {"program": pname, "error": f"build error: {e}", "seconds": 0.0,
-                "signature": {"signature": f"build:{compile_signature(e)}", "kind": "build", "op": "?",
+                "signature": {"signature": f"build:{compile_signature(e, (pname, pname.partition('/')[2]))}",
+                              "kind": "build", "op": "?",
                               "backend": "toolchain"}}
     if _LIMIT["max_tokens"]:
         from isowasm.spec.reference import run_reference

@@ -76,14 +76,17 @@ def signature_of(cmp, order: list[str], traces: dict[str, bool]) -> dict:
     return {"signature": f"other:{first}", "kind": "other", "op": "?", "backend": who}
 
 
-def compile_signature(e: Exception) -> str:
+def compile_signature(e: Exception, names: tuple[str, ...] = ()) -> str:
     """The signature of a toolchain rejection: the error's first line with
-    the program's name and free-standing numbers (line numbers, offsets)
-    blotted out, so a shrunk program keeps it."""
+    the program's name (a fuzz program's, or any of `names`) and
+    free-standing numbers (line numbers, offsets) blotted out, so a shrunk
+    program keeps it and one cause over many programs is one group."""
     first = (str(e).splitlines() or [type(e).__name__])[0]
+    for n in sorted((n for n in names if n), key=len, reverse=True):
+        first = first.replace(n, "PROGRAM")
     first = re.sub(r"\b(fuzz-\d+|fuzz-shrink|shrink)\b", "fuzz", first)
     first = re.sub(r"(?<![\w.$])\d+(?![\w.])", "N", first)
-    return f"compile:{type(e).__name__}:{first[:80]}"
+    return f"compile:{type(e).__name__}:{first[:160]}"
 
 
 def group_by_cause(items: list[dict]) -> list[dict]:
