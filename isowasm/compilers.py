@@ -104,4 +104,10 @@ def recompile(case: Case, compiler: Compiler | None) -> Case:
     if case.wasm is None:
         raise IsowasmError(f"{case.name}: --compiler needs the original module (a .c, .wat or .wasm)")
     prog = compiler.compile(case.wasm, case.name).with_input(case.input)
+    if isinstance(compiler, CommandCompiler):
+        # A case's stated status and budget describe isowasm's own program;
+        # a foreign program is judged against wasmtime on the original
+        # module, so a slower lowering that stops at the budget on the way to
+        # wasmtime's output is inconclusive, not a failure.
+        return dataclasses.replace(case, program=prog, expect_status=None, expect_output=None)
     return dataclasses.replace(case, program=prog)
