@@ -43,12 +43,23 @@ def _out(e) -> G.Out:
     return G.Out(e, all4=True)
 
 
+def _runtime(v: int):
+    """v, computed at run time (the compiler cannot see a constant)."""
+    return G.Select(G.Const(v), G.Const(0), G.Const(1))
+
+
 def _binary(op: str) -> G.Module:
+    """Every operand pair twice: as constants (what a compiler may fold or
+    special-case) and computed at run time (its general lowering)."""
     pairs = [(a, b) for a in BINARY_OPERANDS for b in BINARY_OPERANDS]
     if op in G.DIVOPS:   # the traps have probes of their own
         pairs = [(a, b) for a, b in pairs if b != 0 and not (op == "i32.div_s" and (a, b) == (INT_MIN, -1))]
-        return _module(tuple(_out(G.Div(op, G.Const(a), G.Const(b), None)) for a, b in pairs))
-    return _module(tuple(_out(G.Binop(op, G.Const(a), G.Const(b))) for a, b in pairs))
+
+    def node(a, b):
+        return G.Div(op, a, b, None) if op in G.DIVOPS else G.Binop(op, a, b)
+    body = [_out(node(G.Const(a), G.Const(b))) for a, b in pairs]
+    body += [_out(node(_runtime(a), _runtime(b))) for a, b in pairs]
+    return _module(tuple(body))
 
 
 def _loads(op: str) -> G.Module:
@@ -104,7 +115,8 @@ def probe_modules() -> list[tuple[str, G.Module]]:
     first, then trap probes. Deterministic: a campaign's program k < len()
     is probe k."""
     out = [(op, _binary(op)) for op in G.BINOPS + G.CMPOPS + G.DIVOPS]
-    out += [(op, _module(tuple(_out(G.Unop(op, G.Const(v))) for v in UNARY_OPERANDS))) for op in G.UNOPS]
+    out += [(op, _module(tuple(_out(G.Unop(op, x)) for v in UNARY_OPERANDS for x in (G.Const(v), _runtime(v)))))
+            for op in G.UNOPS]
     out += [(op, _loads(op)) for op in G.LOADS]
     out += [(op, _stores(op)) for op in G.STORES]
     out += _others()
@@ -138,8 +150,25 @@ def _operands(m: G.Module, index: int) -> str:
         return f"{e.op} offset={e.offset} at {e.addr.value}"
     if type(e) is G.GlobalGet:
         return f"global.get ${e.name} (output word {index})"
-    text = ", ".join(str(a.value) for a in args if type(a) is G.Const)
+    def show(a):
+        if type(a) is G.Const:
+            return str(a.value)
+        if type(a) is G.Select and type(a.a) is G.Const:
+            return f"{a.a.value} at run time"
+        return None
+    text = ", ".join(x for x in map(show, args) if x is not None)
     return f"{getattr(e, 'op', type(e).__name__.lower())}({text})"
+
+
+def _last_application(m: G.Module) -> str:
+    """What a trap probe's last statement does (the access or division
+    that should trap)."""
+    last = m.funcs[0].body[-1]
+    e = last.value if type(last) is G.Out else last
+    if type(e) in (G.Load, G.Store) and type(e.addr) is G.Const:
+        return f"{e.op} offset={e.offset} at {e.addr.value & 0xFFFF_FFFF:#x}"
+    outs = [s_ for s_ in m.funcs[0].body if type(s_) is G.Out]
+    return _operands(m, len(outs) - 1)
 
 
 class Blame:
@@ -170,7 +199,7 @@ class Blame:
 
     def _run(self, m: G.Module, name: str) -> str | None:
         from isowasm.backends.base import Case
-        from isowasm.runner import expected_status
+        from isowasm.runner import _inconclusive_status, expected_status
         from isowasm.spec.reference import run_reference
 
         try:
@@ -179,13 +208,17 @@ class Blame:
             return f"rejected: {(str(e).splitlines() or [type(e).__name__])[0]}"
         want = self.wasmtime.run(Case(name, prog, wasm=wasm), max_steps=self.max_steps)
         got = run_reference(prog, max_steps=self.max_steps)
+        if _inconclusive_status(got) and got.output == want.output[:len(got.output)]:
+            # stopped at the probe's budget (or a resource limit) on the way
+            # to the right output: a slow lowering, not a wrong one
+            return None
         k = next((i for i, (x, y) in enumerate(zip(got.output, want.output)) if x != y), None)
         if k is not None:
             w = k // 4
             word = lambda o: int.from_bytes(o[4 * w:4 * w + 4].ljust(4, b"\0"), "little", signed=True)  # noqa: E731
             return f"{_operands(m, w)}: machine {word(got.output)}, wasmtime {word(want.output)}"
         if expected_status(got) != expected_status(want) or len(got.output) != len(want.output):
-            return (f"{_operands(m, len(m.funcs[0].body) - 1)}: machine {expected_status(got)} after "
+            return (f"{_last_application(m)}: machine {expected_status(got)} after "
                     f"{len(got.output)} output bytes, wasmtime {expected_status(want)} after {len(want.output)}")
         return None
 
@@ -196,8 +229,10 @@ class Blame:
 
 def _program_suspect(sig: dict) -> bool:
     """Every machine (or the reference executor, the spec, alone) disagrees
-    with wasmtime: the program file is the suspect, not an engine."""
-    return sig.get("backend") in ("machines", "reference") and sig.get("kind") != "trace"
+    with wasmtime: the program file is the suspect, not an engine. A run
+    that ran out of its budget is slow, not wrong: no op to blame."""
+    return (sig.get("backend") in ("machines", "reference") and sig.get("kind") != "trace"
+            and not sig.get("signature", "").startswith("status:budget-exhausted"))
 
 
 def refine(sig: dict, blamed: dict[str, str]) -> dict:
