@@ -90,7 +90,7 @@ def test_short_campaign_finds_nothing_and_writes_fuzz_json(tmp_path):
 def test_injected_bug_is_found_shrunk_and_becomes_a_failing_regression(tmp_path):
     from conformance.test_regressions import run_regression
 
-    # seed 0's generator meets `i32.le_u` on equal operands at program 83 (the
+    # seed 0's generator meets `i32.le_u` on equal operands at program 4 (the
     # op probes, which would find it first, are off here): a fixed number of
     # programs keeps the test independent of the machine's speed
     rc = _campaign(tmp_path, "--time", "120s", "--programs", "128", "--workers", "1", "--seed", "0",
@@ -100,10 +100,12 @@ def test_injected_bug_is_found_shrunk_and_becomes_a_failing_regression(tmp_path)
     sigs = [f["signature"] for f in doc["findings"]]
     assert sigs == ["trace:i32.le_u:broken-le-u"], sigs
     f = doc["findings"][0]
-    assert doc["programs"] == 128 and f["index"] == 83
+    assert doc["programs"] == 128 and f["index"] == 4
     assert f["shrunk"] and f["count"] >= 1
     assert f["wat"].count("\n") <= 25, f["wat"]
-    assert "i32.le_u" in f["wat"] and "diverge at token" in f["report"]
+    # the wasm need not spell le_u (here the lowering of memory.grow uses it):
+    # the report names the machine instruction where the traces part
+    assert "diverge at token" in f["report"] and "i32.le_u" in f["report"], f["report"]
     regs = list((tmp_path / "regressions").glob("*.yaml"))
     assert len(regs) == 1
     cc = load_file(regs[0])[0]

@@ -152,11 +152,15 @@ def test_generator_programs_are_valid_and_terminate(fuel_engine, m):
 
 
 def test_generator_covers_the_subset():
-    """Every op and construct of the i32 subset occurs in a few hundred programs."""
+    """Every op and construct of the integer subset occurs in about a thousand
+    programs. (The rarest, i64 divisions without a guard, come about once per
+    hundred programs; Hypothesis' draws for one seed differ with its settings
+    profile, so the margin must not rest on one seed's luck.)"""
     from isowasm.fuzz.generators import ALL_CONSTRUCTS, constructs, examples
     seen: set[str] = set()
-    for m in examples(0, 300) + examples(0, 100, force_traps=True):
-        seen |= constructs(m)
+    for seed in range(3):
+        for m in examples(seed, 300) + examples(seed, 100, force_traps=True):
+            seen |= constructs(m)
     assert not ALL_CONSTRUCTS - seen, f"never generated: {sorted(ALL_CONSTRUCTS - seen)}"
 
 

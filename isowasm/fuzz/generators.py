@@ -27,8 +27,19 @@ What a program exercises (the whole i32 subset the toolchain accepts):
 * direct calls over an acyclic call graph (a function only calls functions
   defined after it), with parameters, results and early `return`;
 * frequent output of intermediate values (`$out` of the low byte, `$out4` of
-  all four bytes) and, optionally, a final dump of locals, globals and a
-  memory checksum, so a wrong intermediate state becomes visible.
+  all four bytes, `$out8` of both words of an i64) and, optionally, a final
+  dump of locals, globals and a memory checksum, so a wrong intermediate
+  state becomes visible;
+* i64 (about one module in two): i64 locals, parameters, results and
+  mutable globals, with edge constants (0, ±1, INT64_MIN/MAX, 2^32, 2^32±1,
+  2^31, ...), often as the right operand; every i64 binary op, comparison,
+  unary op and `eqz`, the four divisions and remainders (guarded like the
+  i32 ones: a zero divisor, or INT64_MIN / -1 for `div_s`, becomes 1; by a
+  constant that cannot trap; unguarded in may_trap modules),
+  `i64.extend_i32_s/u`, `i32.wrap_i64`, `i64.extend8/16/32_s`, loads and
+  stores of every width (addresses leave 8 bytes of room), select, and
+  calls with i64 arguments and results. Constants carry no type in the
+  AST: each is written as the type its place expects.
 
 API: `modules()` (a strategy of Module ASTs), `programs()` ((WAT, Module)
 pairs), `render(module) -> str` (the WAT text; also `str(module)`),
@@ -56,6 +67,29 @@ DIVOPS = ["i32.div_u", "i32.rem_u", "i32.div_s", "i32.rem_s"]
 LOADS = {"i32.load": 4, "i32.load8_u": 1, "i32.load8_s": 1, "i32.load16_u": 2, "i32.load16_s": 2}
 STORES = {"i32.store": 4, "i32.store8": 1, "i32.store16": 2}
 
+# i64 (issue 13): tables of their own, so the op probes (probes.py) keep one
+# probe per i32 op of the tables above and add one per i64 op of these.
+I64_BINOPS = ["i64.add", "i64.sub", "i64.mul", "i64.and", "i64.or", "i64.xor",
+              "i64.shl", "i64.shr_s", "i64.shr_u", "i64.rotl", "i64.rotr"]
+I64_CMPOPS = ["i64.eq", "i64.ne", "i64.lt_s", "i64.lt_u", "i64.gt_s", "i64.gt_u",
+              "i64.le_s", "i64.le_u", "i64.ge_s", "i64.ge_u"]
+I64_UNOPS = ["i64.clz", "i64.ctz", "i64.popcnt", "i64.extend8_s", "i64.extend16_s", "i64.extend32_s"]
+I64_TESTOPS = ["i64.eqz"]                                   # i64 -> i32
+I64_DIVOPS = ["i64.div_u", "i64.rem_u", "i64.div_s", "i64.rem_s"]
+I64_CONVERT = ["i64.extend_i32_s", "i64.extend_i32_u"]      # i32 -> i64
+I64_WRAP = ["i32.wrap_i64"]                                 # i64 -> i32
+I64_LOADS = {"i64.load": 8, "i64.load8_u": 1, "i64.load8_s": 1, "i64.load16_u": 2, "i64.load16_s": 2,
+             "i64.load32_u": 4, "i64.load32_s": 4}
+I64_STORES = {"i64.store": 8, "i64.store8": 1, "i64.store16": 2, "i64.store32": 4}
+I64_SHIFTS = {"i64.shl", "i64.shr_s", "i64.shr_u", "i64.rotl", "i64.rotr"}
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+INTERESTING64 = [1, -1, 2, INT64_MIN, INT64_MAX, 1 << 32, (1 << 32) + 1, (1 << 32) - 1, 1 << 31,
+                 -(1 << 31), (1 << 31) - 1, -(1 << 32), 0xFF, 0x100, 0xFFFF, 0x10000, 63, 64, 65, 32, 31,
+                 0x5555555555555555, -0x5555555555555556, 0x123456789ABCDEF0, -2, 10, 1000000007,
+                 INT64_MIN + 1, INT64_MAX - 1, 0x00000001FFFFFFFF]
+SHIFT_COUNTS64 = [0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 127, -1]
+
 INT_MIN = -0x80000000
 INTERESTING = [1, -1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000,
                0x7FFFFFFF, INT_MIN, -2, 31, 32, 33, 0x55555555, -0x55555556, 0x12345678]
@@ -63,6 +97,7 @@ INTERESTING = [1, -1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x1000
 ADDR_MASK = 0xFF            # dynamic addresses are masked into [0, 256)
 OFFSETS = [0, 1, 2, 3, 4, 5, 7, 8, 16, 255, 256]
 DUMP_BYTES = ADDR_MASK + 1 + max(OFFSETS) + 4   # every in-bounds store lies below this
+DUMP_BYTES64 = ADDR_MASK + 1 + max(OFFSETS) + 8  # ... and every i64.store of an i64 module
 OOB_MASK = 0x1FFFF          # may_trap programs: may reach past a 1-page memory
 MAX_MULT = 48               # cap on the product of enclosing trip counts
 PAGE = 65536
@@ -73,6 +108,35 @@ MEMORIES = [(160, None), (1, None), (1, 3)]   # (initial pages, maximum)
 def s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def s64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+def name_type(name: str) -> str:
+    """The value type of a local, parameter or global, by its name: i64 ones
+    are named w.. (locals and i64 temporaries), v.. (parameters) and G..
+    (globals); every other name is i32."""
+    return "i64" if name[:1] in ("w", "v", "G") else "i32"
+
+
+def op_types(op: str) -> tuple[tuple[str, ...], str]:
+    """(operand types, result type) of a numeric or memory op of the tables."""
+    if op in I64_CONVERT:
+        return ("i32",), "i64"
+    if op in I64_WRAP or op in I64_TESTOPS:
+        return ("i64",), "i32"
+    if op in I64_CMPOPS:
+        return ("i64", "i64"), "i32"
+    if op in I64_LOADS:
+        return ("i32",), "i64"
+    if op in I64_STORES:
+        return ("i32", "i64"), ""
+    if op.startswith("i64."):
+        return ("i64",) * (1 if op in I64_UNOPS else 2), "i64"
+    return ("i32", "i32"), "i32"
 
 
 # ---------------------------------------------------------------------------
@@ -233,6 +297,7 @@ class Store:
 class Out:
     value: object
     all4: bool = False
+    wide: bool = False        # an i64 value: both words (`$out8`)
 
 
 @dataclass(frozen=True)
@@ -305,8 +370,8 @@ class Unreachable:
 @dataclass(frozen=True)
 class Func:
     name: str
-    params: tuple            # names
-    result: bool
+    params: tuple            # names (their type by name_type)
+    result: object           # None/False: no result; "i32" (or True) or "i64"
     locals: tuple            # names of all non-parameter locals
     body: tuple
     value: object            # result expression, or None
@@ -367,52 +432,77 @@ def _fmt(s: S, indent: int, out: list[str], width: int = 88) -> None:
     out[-1] += ")"
 
 
-def _const(v: int) -> S:
-    return S(f"i32.const {s32(v)}")
+def _const(v: int, t: str = "i32") -> S:
+    return S(f"i64.const {s64(v)}") if t == "i64" else S(f"i32.const {s32(v)}")
 
 
-def _expr(e) -> S:
-    t = type(e)
-    if t is Const:
-        return _const(e.value)
-    if t is LocalGet:
+# What the renderer knows about the module being rendered: each function's
+# parameter names and result (call arguments and `return` values take their
+# types from them), and the function being rendered.
+_RC: dict = {"funcs": {}, "result": None}
+
+
+def _rtype(result) -> str | None:
+    """A Func.result as a value type (True is the historical i32)."""
+    if not result:
+        return None
+    return "i64" if result == "i64" else "i32"
+
+
+def _args(func: str, args) -> list[S]:
+    f = _RC["funcs"].get(func)
+    types = [name_type(p) for p in f.params] if f is not None else []
+    return [_expr(a, types[i] if i < len(types) else "i32") for i, a in enumerate(args)]
+
+
+def _expr(e, t: str = "i32") -> S:
+    """Expression `e` where a value of type `t` is expected: the type decides
+    how a constant is written (the AST's constants are untyped, so a shrunk
+    i64 operand is still an i64 constant)."""
+    ty = type(e)
+    if ty is Const:
+        return _const(e.value, t)
+    if ty is LocalGet:
         return S(f"local.get ${e.name}")
-    if t is GlobalGet:
+    if ty is GlobalGet:
         return S(f"global.get ${e.name}")
-    if t is Unop:
-        return S(e.op, [_expr(e.a)])
-    if t is Binop:
-        return S(e.op, [_expr(e.a), _expr(e.b)])
-    if t is Div:
+    if ty is Unop:
+        return S(e.op, [_expr(e.a, op_types(e.op)[0][0])])
+    if ty is Binop:
+        ta, tb = op_types(e.op)[0]
+        return S(e.op, [_expr(e.a, ta), _expr(e.b, tb)])
+    if ty is Div:
+        w = op_types(e.op)[1]
         if e.guard is None:
-            return S(e.op, [_expr(e.a), _expr(e.b)])
+            return S(e.op, [_expr(e.a, w), _expr(e.b, w)])
         ta, tb = e.guard
-        zero = S("i32.eqz", [S(f"local.get ${tb}")])
-        if e.op == "i32.div_s":
-            ovf = S("i32.and", [S("i32.eq", [S(f"local.get ${ta}"), _const(INT_MIN)]),
-                                S("i32.eq", [S(f"local.get ${tb}"), _const(-1)])])
+        zero = S(f"{w}.eqz", [S(f"local.get ${tb}")])
+        if e.op in ("i32.div_s", "i64.div_s"):
+            lo = INT_MIN if w == "i32" else INT64_MIN
+            ovf = S("i32.and", [S(f"{w}.eq", [S(f"local.get ${ta}"), _const(lo, w)]),
+                                S(f"{w}.eq", [S(f"local.get ${tb}"), _const(-1, w)])])
             cond = S("i32.or", [zero, ovf])
-            a = S(f"local.tee ${ta}", [_expr(e.a)])
+            a = S(f"local.tee ${ta}", [_expr(e.a, w)])
         else:
             cond = zero
-            a = _expr(e.a)
-        b = S("select", [_const(1), S(f"local.tee ${tb}", [_expr(e.b)]), cond])
+            a = _expr(e.a, w)
+        b = S("select", [_const(1, w), S(f"local.tee ${tb}", [_expr(e.b, w)]), cond])
         return S(e.op, [a, b])
-    if t is Select:
-        return S("select", [_expr(e.a), _expr(e.b), _expr(e.cond)])
-    if t is Load:
+    if ty is Select:
+        return S("select", [_expr(e.a, t), _expr(e.b, t), _expr(e.cond)])
+    if ty is Load:
         return S(_memop(e.op, e.offset), [_addr(e.addr, e.mask)])
-    if t is Tee:
-        return S(f"local.tee ${e.name}", [_expr(e.a)])
-    if t is Call:
-        return S(f"call ${e.func}", [_expr(a) for a in e.args])
-    if t is IfExpr:
+    if ty is Tee:
+        return S(f"local.tee ${e.name}", [_expr(e.a, name_type(e.name))])
+    if ty is Call:
+        return S(f"call ${e.func}", _args(e.func, e.args))
+    if ty is IfExpr:
         then = S("then", _stmts(e.then) + [_expr(e.then_val)], multi=bool(e.then))
         els = S("else", _stmts(e.els) + [_expr(e.else_val)], multi=bool(e.els))
         return S(f"if ${e.label} (result i32)", [_expr(e.cond), then, els], multi=True)
-    if t is BlockExpr:
+    if ty is BlockExpr:
         return S(f"block ${e.label} (result i32)", _stmts(e.body) + [_expr(e.value)], multi=True)
-    if t is Switch:
+    if ty is Switch:
         n = len(e.labels) - 1
         labels = " ".join("$" + e.labels[i] for i in e.targets + (e.default,))
         inner = S(f"br_table {labels}", [_expr(e.value), _expr(e.index)])
@@ -421,18 +511,18 @@ def _expr(e) -> S:
             op, operand = e.levels[k]
             node = S(f"block ${e.labels[k]} (result i32)", [S(op, [node, _expr(operand)])], multi=True)
         return node
-    if t is BrIfExpr:
+    if ty is BrIfExpr:
         return S(f"br_if ${e.label}", [_expr(e.value), _expr(e.cond)])
-    if t is LoopExpr:
+    if ty is LoopExpr:
         c = e.counter
         then = S("then", [S(f"local.set ${c}", [S("i32.sub", [S(f"local.get ${c}"), _const(1)])])]
                  + _stmts(e.body) + [S(f"br ${e.cont}")], multi=True)
         loop = S(f"loop ${e.cont} (result i32)",
                  [S("if", [S(f"local.get ${c}"), then], multi=True), _expr(e.value)], multi=True)
         return S("block (result i32)", [S(f"local.set ${c}", [_expr(e.trips)]), loop], multi=True)
-    if t is MemorySize:
+    if ty is MemorySize:
         return S("memory.size")
-    if t is MemoryGrow:
+    if ty is MemoryGrow:
         return S("memory.grow", [_expr(e.delta)])
     raise TypeError(f"not an expression: {e!r}")
 
@@ -457,17 +547,19 @@ def _stmts(body) -> list[S]:
 def _stmt(s) -> list[S]:
     t = type(s)
     if t is SetLocal:
-        return [S(f"local.set ${s.name}", [_expr(s.value)])]
+        return [S(f"local.set ${s.name}", [_expr(s.value, name_type(s.name))])]
     if t is SetGlobal:
-        return [S(f"global.set ${s.name}", [_expr(s.value)])]
+        return [S(f"global.set ${s.name}", [_expr(s.value, name_type(s.name))])]
     if t is Store:
-        return [S(_memop(s.op, s.offset), [_addr(s.addr, s.mask), _expr(s.value)])]
+        return [S(_memop(s.op, s.offset), [_addr(s.addr, s.mask), _expr(s.value, op_types(s.op)[0][1])])]
     if t is Out:
+        if s.wide:
+            return [S("call $out8", [_expr(s.value, "i64")])]
         return [S("call $out4" if s.all4 else "call $out", [_expr(s.value)])]
     if t is Drop:
-        return [S("drop", [_expr(s.value)])]
+        return [S("drop", [_expr(s.value, expr_type(s.value) or "i32")])]
     if t is CallStmt:
-        return [S(f"call ${s.func}", [_expr(a) for a in s.args])]
+        return [S(f"call ${s.func}", _args(s.func, s.args))]
     if t is If:
         args = [_expr(s.cond), S("then", _stmts(s.then), multi=bool(s.then))]
         if s.els:
@@ -492,10 +584,29 @@ def _stmt(s) -> list[S]:
         args = ([] if s.value is None else [_expr(s.value)]) + [_expr(s.index)]
         return [S(f"br_table {labels}", args)]
     if t is Return:
-        return [S("return", [] if s.value is None else [_expr(s.value)])]
+        rt = _rtype(_RC["result"]) or "i32"
+        return [S("return", [] if s.value is None else [_expr(s.value, rt)])]
     if t is Unreachable:
         return [S("unreachable")]
     raise TypeError(f"not a statement: {s!r}")
+
+
+def expr_type(e) -> str | None:
+    """The value type of expression `e`, None where the expression alone
+    does not say (a constant takes the type its place expects)."""
+    ty = type(e)
+    if ty in (LocalGet, GlobalGet, Tee):
+        return name_type(e.name)
+    if ty in (Unop, Binop, Div, Load):
+        return op_types(e.op)[1]
+    if ty is Select:
+        return expr_type(e.a) or expr_type(e.b)
+    if ty is Call:
+        f = _RC["funcs"].get(e.func)
+        return _rtype(f.result) if f is not None else None
+    if ty is Const:
+        return None
+    return "i32"
 
 
 OUT4 = """\
@@ -505,15 +616,58 @@ OUT4 = """\
     (call $out (i32.shr_u (local.get $v) (i32.const 16)))
     (call $out (i32.shr_u (local.get $v) (i32.const 24))))"""
 
+OUT8 = """\
+  (func $out8 (param $v i64)
+    (call $out4 (i32.wrap_i64 (local.get $v)))
+    (call $out4 (i32.wrap_i64 (i64.shr_u (local.get $v) (i64.const 32)))))"""
+
+
+def uses_i64(m: Module) -> bool:
+    """Whether any i64 value occurs in the module (it then gets `$out8`)."""
+    if any(name_type(g[0]) == "i64" for g in m.globals):
+        return True
+    for f in m.funcs:
+        if _rtype(f.result) == "i64" or any(name_type(n) == "i64" for n in f.params + f.locals):
+            return True
+    found = []
+
+    def walk(x):
+        if found:
+            return
+        t = type(x)
+        if t in (tuple, list):
+            for y in x:
+                walk(y)
+            return
+        if t is Out and x.wide:
+            found.append(x)
+            return
+        op = getattr(x, "op", None)
+        if isinstance(op, str) and ("i64" in op):
+            found.append(x)
+            return
+        for f in getattr(x, "__dataclass_fields__", ()):
+            walk(getattr(x, f))
+
+    walk(m.funcs)
+    return bool(found)
+
 
 def _dump(m: Module, main: Func) -> list[S]:
     """Output main's own locals (not loop counters or division temps), every
-    global and a checksum of the region stores can reach."""
-    out = [S("call $out4", [S(f"local.get ${n}")]) for n in main.locals if n.startswith("x")]
-    out += [S("call $out4", [S(f"global.get ${g[0]}")]) for g in m.globals]
+    global (both words of an i64) and a checksum of the region stores can
+    reach."""
+    wide = uses_i64(m)
+
+    def out(get: str, name: str) -> S:
+        return S("call $out8" if name_type(name) == "i64" else "call $out4", [S(f"{get} ${name}")])
+
+    own = [n for n in main.locals if n.startswith("x") or (n.startswith("w") and n[1:].isdigit())]
+    out_ = [out("local.get", n) for n in own]
+    out_ += [out("global.get", g[0]) for g in m.globals]
     i, h = "d_i", "d_h"
     body = [
-        S("br_if $d_end", [S("i32.ge_u", [S(f"local.get ${i}"), _const(DUMP_BYTES)])]),
+        S("br_if $d_end", [S("i32.ge_u", [S(f"local.get ${i}"), _const(DUMP_BYTES64 if wide else DUMP_BYTES)])]),
         # h = 3h + word: machine-native adds only, so the dump stays cheap
         S(f"local.set ${h}", [S("i32.add", [
             S("i32.add", [S("i32.add", [S(f"local.get ${h}"), S(f"local.get ${h}")]),
@@ -522,28 +676,30 @@ def _dump(m: Module, main: Func) -> list[S]:
         S(f"local.set ${i}", [S("i32.add", [S(f"local.get ${i}"), _const(4)])]),
         S("br $d_loop"),
     ]
-    out.append(S(f"local.set ${i}", [_const(0)]))
-    out.append(S("block $d_end", [S("loop $d_loop", body, multi=True)], multi=True))
-    out.append(S("call $out4", [S(f"local.get ${h}")]))
-    return out
+    out_.append(S(f"local.set ${i}", [_const(0)]))
+    out_.append(S("block $d_end", [S("loop $d_loop", body, multi=True)], multi=True))
+    out_.append(S("call $out4", [S(f"local.get ${h}")]))
+    return out_
 
 
 def _func(m: Module, f: Func, main: bool) -> list[str]:
     sig = f"func ${f.name}"
     if main:
         sig += ' (export "compute")'
-    sig += "".join(f" (param ${p} i32)" for p in f.params)
-    if f.result:
-        sig += " (result i32)"
+    sig += "".join(f" (param ${p} {name_type(p)})" for p in f.params)
+    rt = _rtype(f.result)
+    if rt:
+        sig += f" (result {rt})"
     locals_ = list(f.locals)
     if main and m.dump:
         locals_ += ["d_i", "d_h"]
-    args = [S(f"local ${n} i32") for n in locals_]
+    args = [S(f"local ${n} {name_type(n)}") for n in locals_]
+    _RC["result"] = f.result
     args += _stmts(f.body)
     if main and m.dump:
         args += _dump(m, f)
     if f.value is not None:
-        args.append(_expr(f.value))
+        args.append(_expr(f.value, rt or "i32"))
     lines: list[str] = []
     _fmt(S(sig, args, multi=True), 2, lines)
     return lines
@@ -551,16 +707,20 @@ def _func(m: Module, f: Func, main: bool) -> list[str]:
 
 def render(m: Module) -> str:
     """The module as indented, folded WAT text."""
+    _RC["funcs"] = {f.name: f for f in m.funcs}
     lines = ["(module", '  (import "env" "output_byte" (func $out (param i32)))']
     pages, mx = m.memory
     lines.append(f"  (memory {pages}" + (f" {mx})" if mx is not None else ")"))
     for name, mutable, init in m.globals:
-        ty = "(mut i32)" if mutable else "i32"
-        lines.append(f"  (global ${name} {ty} (i32.const {s32(init)}))")
+        t = name_type(name)
+        ty = f"(mut {t})" if mutable else t
+        lines.append(f"  (global ${name} {ty} ({t}.const {s64(init) if t == 'i64' else s32(init)}))")
     if m.data:
         esc = "".join(f"\\{b:02x}" for b in m.data)
         lines.append(f'  (data (i32.const 0) "{esc}")')
     lines.append(OUT4)
+    if uses_i64(m):
+        lines.append(OUT8)
     for i, f in enumerate(m.funcs):
         lines += _func(m, f, main=(i == 0))
     lines[-1] += ")"
@@ -574,8 +734,12 @@ def render(m: Module) -> str:
 class FuncSig:
     name: str
     nparams: int
-    result: bool
+    result: object                 # None, "i32" or "i64"
     weight: int
+    ptypes: tuple = ()             # parameter types ("i32" when empty)
+
+    def ptype(self, i: int) -> str:
+        return self.ptypes[i] if i < len(self.ptypes) else "i32"
 
 
 @dataclass
@@ -586,7 +750,7 @@ class Ctx:
     globals: list                  # (name, mutable)
     callees: list                  # FuncSig, all callable from here
     is_main: bool
-    result: bool                   # the function returns a value
+    result: object                 # the function's result: None, "i32" or "i64"
     params: list
     locals: list = field(default_factory=list)       # assignable
     hidden: list = field(default_factory=list)       # counters and temps (not assignable)
@@ -595,6 +759,7 @@ class Ctx:
     mult: int = 1                  # product of enclosing trip counts
     weight: int = 1                # max mult reached, calls included
     serial: int = 0
+    i64: bool = False              # an i64 module: i64 values, locals, ops (issue 13)
 
     def fresh(self, prefix: str) -> str:
         self.serial += 1
@@ -605,11 +770,14 @@ class Ctx:
         self.hidden.append(n)
         return n
 
-    def readable(self) -> list[str]:
-        return self.params + self.locals + self.hidden
+    def readable(self, t: str = "i32") -> list[str]:
+        return [n for n in self.params + self.locals + self.hidden if name_type(n) == t]
 
-    def writable(self) -> list[str]:
-        return self.params + self.locals
+    def writable(self, t: str = "i32") -> list[str]:
+        return [n for n in self.params + self.locals if name_type(n) == t]
+
+    def globals_of(self, t: str = "i32") -> list:
+        return [g for g in self.globals if name_type(g[0]) == t]
 
     def reach(self, w: int) -> None:
         self.weight = max(self.weight, w)
@@ -617,6 +785,12 @@ class Ctx:
 
 CONSTS = st.one_of(st.integers(0, 16), st.sampled_from(INTERESTING),
                    st.integers(-0x80000000, 0x7FFFFFFF))
+CONSTS64 = st.one_of(st.integers(0, 16), st.sampled_from(INTERESTING64),
+                     st.integers(INT64_MIN, INT64_MAX))
+# Whether a module has i64 code: under Hypothesis a draw like any other; on
+# the direct path a stream of its own, so the i32 modules of a seed are the
+# same with or without the i64 generator.
+_I64_FLAG = st.booleans()
 
 
 _INTS: dict = {}
@@ -650,14 +824,14 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
     ctx.budget -= 1
     leaf = depth <= 0 or ctx.budget <= 0
     kinds = [("const", 3), ("local", 4)]
-    if ctx.globals:
+    if ctx.globals_of():
         kinds.append(("global", 2))
     kinds.append(("load", 2))
     if not leaf:
         kinds += [("binop", 8), ("cmp", 3), ("unop", 3), ("div", 2), ("select", 1)]
         if ctx.writable():
             kinds.append(("tee", 1))
-        if any(c.result and c.weight * ctx.mult <= MAX_MULT for c in ctx.callees):
+        if any(c.result == "i32" and c.weight * ctx.mult <= MAX_MULT for c in ctx.callees):
             kinds.append(("call", 2))
         kinds += [("if", 1), ("block", 1), ("switch", 1), ("memsize", 1)]
         if any(kind == "i32" for _, kind in ctx.labels):
@@ -666,6 +840,8 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
             kinds.append(("loop", 1))
         if ctx.memory[1] is not None:
             kinds.append(("memgrow", 1))
+        if ctx.i64:
+            kinds += [("cmp64", 3), ("eqz64", 1), ("wrap", 2)]
     k = _weighted(draw, kinds)
     d = depth - 1
     if k == "const":
@@ -676,7 +852,14 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
             return Const(draw(CONSTS))
         return LocalGet(_pick(draw, names))
     if k == "global":
-        return GlobalGet(_pick(draw, ctx.globals)[0])
+        return GlobalGet(_pick(draw, ctx.globals_of())[0])
+    if k == "cmp64":
+        op = _pick(draw, I64_CMPOPS)
+        return Binop(op, draw(_expr64_st(ctx, d)), _right64(draw, ctx, op, d))
+    if k == "eqz64":
+        return Unop("i64.eqz", draw(_expr64_st(ctx, d)))
+    if k == "wrap":
+        return Unop("i32.wrap_i64", draw(_expr64_st(ctx, d)))
     if k == "load":
         op = _pick(draw, list(LOADS))
         addr, off, mask = _gen_addr(draw, ctx, d, LOADS[op])
@@ -709,9 +892,9 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
     if k == "tee":
         return Tee(_pick(draw, ctx.writable()), draw(_expr_st(ctx, d)))
     if k == "call":
-        c = _pick(draw, [c for c in ctx.callees if c.result and c.weight * ctx.mult <= MAX_MULT])
+        c = _pick(draw, [c for c in ctx.callees if c.result == "i32" and c.weight * ctx.mult <= MAX_MULT])
         ctx.reach(c.weight * ctx.mult)
-        return Call(c.name, tuple(draw(_expr_st(ctx, d)) for _ in range(c.nparams)))
+        return Call(c.name, tuple(_typed(draw, ctx, d, c.ptype(i)) for i in range(c.nparams)))
     if k == "if":
         label = ctx.fresh("if")
         cond = draw(_expr_st(ctx, d))
@@ -762,6 +945,90 @@ def _gen_expr(draw, ctx: Ctx, depth: int):
         return MemorySize()
     if k == "memgrow":
         return MemoryGrow(Const(draw(_ints(0, 2))))
+    raise AssertionError(k)
+
+
+def _typed(draw, ctx: Ctx, depth: int, t) -> object:
+    """An expression of value type t ("i32", "i64"; True is i32)."""
+    return draw(_expr64_st(ctx, depth)) if t == "i64" else draw(_expr_st(ctx, depth))
+
+
+_DIV64_CONSTS = [1, 2, 3, 7, 10, -1, -7, 1 << 32, (1 << 32) + 1, 1000000007, INT64_MIN, INT64_MAX, 1 << 31]
+
+
+def _right64(draw, ctx: Ctx, op: str, depth: int):
+    """The right operand of an i64 binary op or comparison: often a
+    constant (the toolchain expands those inline), a shift count near the
+    word and value boundaries for shifts."""
+    if draw(_ints(0, 1)):
+        return draw(_expr64_st(ctx, depth))
+    if op in I64_SHIFTS:
+        return Const(_pick(draw, SHIFT_COUNTS64))
+    return Const(draw(CONSTS64))
+
+
+def _gen_expr64(draw, ctx: Ctx, depth: int):
+    """An i64 expression: constants, i64 locals, parameters and globals,
+    loads of every width, extensions of i32 values, every i64 op (guarded
+    division like the i32 one), select, tee and calls with i64 results."""
+    ctx.budget -= 1
+    leaf = depth <= 0 or ctx.budget <= 0
+    kinds = [("const", 3), ("local", 4)]
+    if ctx.globals_of("i64"):
+        kinds.append(("global", 2))
+    kinds += [("load", 2), ("extend", 2)]
+    if not leaf:
+        kinds += [("binop", 8), ("unop", 2), ("div", 2), ("select", 1)]
+        if ctx.writable("i64"):
+            kinds.append(("tee", 1))
+        if any(c.result == "i64" and c.weight * ctx.mult <= MAX_MULT for c in ctx.callees):
+            kinds.append(("call", 2))
+    k = _weighted(draw, kinds)
+    d = depth - 1
+    if k == "const":
+        return Const(draw(CONSTS64))
+    if k == "local":
+        names = ctx.readable("i64")
+        return LocalGet(_pick(draw, names)) if names else Const(draw(CONSTS64))
+    if k == "global":
+        return GlobalGet(_pick(draw, ctx.globals_of("i64"))[0])
+    if k == "load":
+        op = _pick(draw, list(I64_LOADS))
+        addr, off, mask = _gen_addr(draw, ctx, d, I64_LOADS[op])
+        return Load(op, addr, off, mask)
+    if k == "extend":
+        return Unop(_pick(draw, I64_CONVERT), draw(_expr_st(ctx, d)))
+    if k == "binop":
+        op = _pick(draw, I64_BINOPS)
+        return Binop(op, draw(_expr64_st(ctx, d)), _right64(draw, ctx, op, d))
+    if k == "unop":
+        return Unop(_pick(draw, I64_UNOPS), draw(_expr64_st(ctx, d)))
+    if k == "div":
+        op = _pick(draw, I64_DIVOPS)
+        a = draw(_expr64_st(ctx, d))
+        if draw(_ints(0, 2)) == 0:
+            # a constant divisor that cannot trap: no guard needed
+            c = _pick(draw, _DIV64_CONSTS)
+            if not (op == "i64.div_s" and c == -1):
+                return Div(op, a, Const(c), None)
+        b = draw(_expr64_st(ctx, d))
+        guarded = not (ctx.may_trap and draw(_BOOLS))
+        if not guarded and op == "i64.div_s" and draw(_ints(0, 2)) == 2:
+            # INT64_MIN / -1 traps int_overflow when a's sign bit is set at run time
+            a, b = Binop("i64.and", a, Const(INT64_MIN)), Const(-1)
+        guard = None
+        if guarded:
+            ta = ctx.hidden_local("wa") if op == "i64.div_s" else ""
+            guard = (ta, ctx.hidden_local("wb"))
+        return Div(op, a, b, guard)
+    if k == "select":
+        return Select(draw(_expr64_st(ctx, d)), draw(_expr64_st(ctx, d)), draw(_expr_st(ctx, d)))
+    if k == "tee":
+        return Tee(_pick(draw, ctx.writable("i64")), draw(_expr64_st(ctx, d)))
+    if k == "call":
+        c = _pick(draw, [c for c in ctx.callees if c.result == "i64" and c.weight * ctx.mult <= MAX_MULT])
+        ctx.reach(c.weight * ctx.mult)
+        return Call(c.name, tuple(_typed(draw, ctx, d, c.ptype(i)) for i in range(c.nparams)))
     raise AssertionError(k)
 
 
@@ -816,7 +1083,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     if ctx.writable():
         kinds.append(("set", 6))
     kinds += [("out4", 2), ("store", 3)]
-    if any(g[1] for g in ctx.globals):
+    if any(g[1] for g in ctx.globals_of()):
         kinds.append(("gset", 2))
     kinds.append(("drop", 1))
     calls = [c for c in ctx.callees if c.weight * ctx.mult <= MAX_MULT]
@@ -832,6 +1099,12 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         kinds.append(("return", 1))
     if ctx.may_trap:
         kinds.append(("unreachable", 1))
+    if ctx.i64:
+        if ctx.writable("i64"):
+            kinds.append(("set64", 4))
+        if any(g[1] for g in ctx.globals_of("i64")):
+            kinds.append(("gset64", 1))
+        kinds += [("store64", 2), ("out64", 3)]
     k = _weighted(draw, kinds)
 
     if k == "out":
@@ -841,7 +1114,18 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     if k == "set":
         return SetLocal(_pick(draw, ctx.writable()), draw(_expr_st(ctx, edepth)))
     if k == "gset":
-        return SetGlobal(_pick(draw, [g for g in ctx.globals if g[1]])[0], draw(_expr_st(ctx, edepth)))
+        return SetGlobal(_pick(draw, [g for g in ctx.globals_of() if g[1]])[0], draw(_expr_st(ctx, edepth)))
+    if k == "set64":
+        return SetLocal(_pick(draw, ctx.writable("i64")), draw(_expr64_st(ctx, edepth)))
+    if k == "gset64":
+        return SetGlobal(_pick(draw, [g for g in ctx.globals_of("i64") if g[1]])[0],
+                         draw(_expr64_st(ctx, edepth)))
+    if k == "store64":
+        op = _pick(draw, list(I64_STORES))
+        addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2), I64_STORES[op])
+        return Store(op, addr, off, mask, draw(_expr64_st(ctx, edepth)))
+    if k == "out64":
+        return Out(draw(_expr64_st(ctx, edepth)), all4=True, wide=True)
     if k == "store":
         op = _pick(draw, list(STORES))
         addr, off, mask = _gen_addr(draw, ctx, min(edepth, 2), STORES[op])
@@ -851,7 +1135,7 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
     if k == "call":
         c = _pick(draw, calls)
         ctx.reach(c.weight * ctx.mult)
-        args = tuple(draw(_expr_st(ctx, min(edepth, 2))) for _ in range(c.nparams))
+        args = tuple(_typed(draw, ctx, min(edepth, 2), c.ptype(i)) for i in range(c.nparams))
         call = Call(c.name, args)
         return Drop(call) if c.result else CallStmt(c.name, args)
     if k == "if":
@@ -896,18 +1180,18 @@ def _gen_stmt(draw, ctx: Ctx, depth: int, prefer_label: str | None = None):
         idx = draw(_expr_st(ctx, min(edepth, 2)))
         return BrTable(targets, label, idx, _value_for(draw, ctx, kind, edepth))
     if k == "return":
-        return Return(draw(_expr_st(ctx, edepth)) if ctx.result else None)
+        return Return(_typed(draw, ctx, edepth, ctx.result) if ctx.result else None)
     if k == "unreachable":
         return Unreachable()
     raise AssertionError(k)
 
 
 def _gen_func(draw, name: str, ctx: Ctx, nparams: int, nlocals: int, max_stmts: int,
-              depth: int) -> Func:
-    ctx.params = [f"p{i}" for i in range(nparams)]
-    ctx.locals = [f"x{i}" for i in range(nlocals)]
+              depth: int, ptypes: tuple = (), n64: int = 0) -> Func:
+    ctx.params = [f"{'v' if i < len(ptypes) and ptypes[i] == 'i64' else 'p'}{i}" for i in range(nparams)]
+    ctx.locals = [f"x{i}" for i in range(nlocals)] + [f"w{i}" for i in range(n64)]
     body = _gen_block(draw, ctx, depth, max_len=max_stmts, min_len=1 if ctx.is_main else 0)
-    value = draw(_expr_st(ctx, 3)) if ctx.result else None
+    value = _typed(draw, ctx, 3, ctx.result) if ctx.result else None
     return Func(name, tuple(ctx.params), ctx.result, tuple(ctx.locals + ctx.hidden),
                 body, value, ctx.weight)
 
@@ -926,11 +1210,16 @@ def _stmt_st(draw, ctx: Ctx, depth: int, prefer_label: str | None):
     return _gen_stmt(draw, ctx, depth, prefer_label)
 
 
+@st.composite
+def _expr64_st(draw, ctx: Ctx, depth: int):
+    return _gen_expr64(draw, ctx, depth)
+
+
 # While `direct_module` runs, the three composites (and `_lists`) hand back a
 # plain (generator, args) tuple that DirectDraw calls, instead of building a
 # Hypothesis strategy object per draw; under Hypothesis they are unchanged.
 _DIRECT = False
-_expr_st_h, _stmt_st_h = _expr_st, _stmt_st
+_expr_st_h, _stmt_st_h, _expr64_st_h = _expr_st, _stmt_st, _expr64_st
 
 
 def _expr_st(ctx: Ctx, depth: int):  # noqa: F811
@@ -939,6 +1228,10 @@ def _expr_st(ctx: Ctx, depth: int):  # noqa: F811
 
 def _stmt_st(ctx: Ctx, depth: int, prefer_label: str | None):  # noqa: F811
     return (_gen_stmt, (ctx, depth, prefer_label)) if _DIRECT else _stmt_st_h(ctx, depth, prefer_label)
+
+
+def _expr64_st(ctx: Ctx, depth: int):  # noqa: F811
+    return (_gen_expr64, (ctx, depth)) if _DIRECT else _expr64_st_h(ctx, depth)
 
 
 def _lists(elements, min_size: int = 0, max_size: int | None = None):
@@ -964,11 +1257,18 @@ def _helper_st(env: dict, sigs: list):  # noqa: F811
 def _gen_helper(draw, env: dict, sigs: list) -> Func:
     name = f"f{len(sigs) + 1}"
     nparams = draw(_ints(0, 3))
-    result = draw(_BOOLS)
+    result = "i32" if draw(_BOOLS) else None
+    ptypes: tuple = ()
+    if env["i64"]:
+        ptypes = tuple(_pick(draw, ["i32", "i64"]) for _ in range(nparams))
+        if result and draw(_BOOLS):
+            result = "i64"
     ctx = Ctx(env["may_trap"], env["memory"], env["globals"], list(sigs), False, result, [],
-              budget=env["budget"] // 2)
-    f = _gen_func(draw, name, ctx, nparams, draw(_ints(0, 2)), env["max_stmts"] // 2, 2)
-    sigs.append(FuncSig(f.name, nparams, result, f.weight))
+              budget=env["budget"] // 2, i64=env["i64"])
+    nlocals = draw(_ints(0, 2))
+    n64 = draw(_ints(0, 2)) if env["i64"] else 0
+    f = _gen_func(draw, name, ctx, nparams, nlocals, env["max_stmts"] // 2, 2, ptypes, n64)
+    sigs.append(FuncSig(f.name, nparams, result, f.weight, ptypes))
     return f
 
 
@@ -986,16 +1286,20 @@ def _gen_module(draw, max_funcs: int = 3, max_stmts: int = 8, budget: int = 70,
                 allow_traps: bool = True, force_traps: bool = False) -> Module:
     memory = _pick(draw, MEMORIES)
     may_trap = force_traps or (allow_traps and draw(_ints(0, 9)) == 9)
+    use64 = draw(_I64_FLAG)
     ng = draw(_ints(0, 3))
     globals_ = tuple((f"g{i}", i > 0 or ng == 1 or draw(_BOOLS), draw(CONSTS))
                      for i in range(ng))
+    if use64:
+        globals_ += tuple((f"G{i}", i > 0 or draw(_BOOLS), draw(CONSTS64)) for i in range(draw(_ints(0, 2))))
     gl = [(g[0], g[1]) for g in globals_]
     data = bytes(draw(_lists(_ints(0, 255), max_size=16)))
-    env = dict(may_trap=may_trap, memory=memory, globals=gl, budget=budget, max_stmts=max_stmts)
+    env = dict(may_trap=may_trap, memory=memory, globals=gl, budget=budget, max_stmts=max_stmts, i64=use64)
     sigs: list[FuncSig] = []
     helpers = draw(_lists(_helper_st(env, sigs), max_size=max_funcs))
-    ctx = Ctx(may_trap, memory, gl, sigs, True, False, [], budget=budget)
-    main = _gen_func(draw, "main", ctx, 0, draw(_ints(0, 4)), max_stmts, 3)
+    ctx = Ctx(may_trap, memory, gl, sigs, True, None, [], budget=budget, i64=use64)
+    nlocals = draw(_ints(0, 4))
+    main = _gen_func(draw, "main", ctx, 0, nlocals, max_stmts, 3, (), draw(_ints(0, 3)) if use64 else 0)
     dump = draw(_ints(0, 2)) > 0     # shrinks to False
     return Module(memory, data, globals_, (main, *helpers), may_trap, dump)
 
@@ -1019,8 +1323,9 @@ class DirectDraw:
     composites above) with a random.Random. Ranges keep Hypothesis's habit
     of drawing the ends of a range more often than the middle."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, flag_rng=None):
         self.rng = rng
+        self.flag_rng = flag_rng
 
     def _int(self, lo: int, hi: int) -> int:
         rng = self.rng
@@ -1042,6 +1347,16 @@ class DirectDraw:
             return self._int(*r)
         if s is _BOOLS:
             return self.rng.random() < 0.5
+        if s is _I64_FLAG:
+            # a stream of its own (see _I64_FLAG); about one module in two
+            return self.flag_rng is not None and self.flag_rng.random() < 0.5
+        if s is CONSTS64:
+            k = self.rng.randrange(3)
+            if k == 0:
+                return self._int(0, 16)
+            if k == 1:
+                return INTERESTING64[self.rng.randrange(len(INTERESTING64))]
+            return self._int(INT64_MIN, INT64_MAX)
         if s is CONSTS:
             k = self.rng.randrange(3)
             if k == 0:
@@ -1066,6 +1381,8 @@ class DirectDraw:
             return _gen_expr(self, *args, **kw)
         if name == "_stmt_st":
             return _gen_stmt(self, *args, **kw)
+        if name == "_expr64_st":
+            return _gen_expr64(self, *args, **kw)
         if name == "_helper_st":
             return _gen_helper(self, *args, **kw)
         raise TypeError(f"DirectDraw cannot draw from {s!r}")
@@ -1079,7 +1396,8 @@ def direct_module(seed: int, index: int, **kw) -> Module:
     global _DIRECT
     _DIRECT = True
     try:
-        return _gen_module(DirectDraw(random.Random(f"isowasm:{seed}:{index}")), **kw)
+        return _gen_module(DirectDraw(random.Random(f"isowasm:{seed}:{index}"),
+                                      random.Random(f"isowasm-i64:{seed}:{index}")), **kw)
     finally:
         _DIRECT = False
 
@@ -1090,6 +1408,7 @@ def direct_module(seed: int, index: int, **kw) -> Module:
 def constructs(m: Module) -> set[str]:
     """Names of the ops and constructs that occur in `m` (statically)."""
     seen: set[str] = set()
+    _RC["funcs"] = {f.name: f for f in m.funcs}
 
     def walk(x):
         t = type(x)
@@ -1111,13 +1430,15 @@ def constructs(m: Module) -> set[str]:
         elif t in (Br, BrIf, BrTable):
             seen.add(name + (" value" if x.value is not None else ""))
         elif t is Out:
-            seen.add("out4" if x.all4 else "out")
+            seen.add("out8" if x.wide else "out4" if x.all4 else "out")
+        elif t is Select:
+            seen.add("Select i64" if expr_type(x) == "i64" else name)
+        elif t is Call:
+            seen.add("Call i64" if expr_type(x) == "i64" else "Call args" if x.args else "Call")
         elif t is If:
             seen.add("If else" if x.els else "If")
         elif t is Switch:
             seen.add("Switch")
-        elif t is Call:
-            seen.add("Call args" if x.args else "Call")
         else:
             seen.add(name)
         for f in getattr(x, "__dataclass_fields__", ()):
@@ -1126,6 +1447,15 @@ def constructs(m: Module) -> set[str]:
     walk(m.funcs)
     if m.globals:
         seen.add("globals")
+    if any(name_type(g[0]) == "i64" for g in m.globals):
+        seen.add("i64 global")
+    for f in m.funcs:
+        if any(name_type(n) == "i64" for n in f.params):
+            seen.add("i64 param")
+        if _rtype(f.result) == "i64":
+            seen.add("i64 result")
+        if any(n[:1] == "w" and n[1:].isdigit() for n in f.locals):
+            seen.add("i64 local")
     if m.data:
         seen.add("data")
     seen.add(f"memory {m.memory[0]}" + (f" max {m.memory[1]}" if m.memory[1] else ""))
@@ -1134,10 +1464,16 @@ def constructs(m: Module) -> set[str]:
     return seen
 
 
+I64_OPS = (I64_BINOPS + I64_CMPOPS + I64_UNOPS + I64_TESTOPS + I64_DIVOPS + I64_CONVERT + I64_WRAP
+           + list(I64_LOADS) + list(I64_STORES))
+
 ALL_CONSTRUCTS = (
     set(BINOPS) | set(CMPOPS) | set(UNOPS) | set(DIVOPS) | set(LOADS) | set(STORES)
     | {o + " offset" for o in list(LOADS) + list(STORES)}
     | {o + " guarded" for o in DIVOPS} | {"Div unguarded"}
+    | set(I64_OPS) | {o + " offset" for o in list(I64_LOADS) + list(I64_STORES)}
+    | {o + " guarded" for o in I64_DIVOPS} | {o + " unguarded" for o in I64_DIVOPS}
+    | {"out8", "Select i64", "Call i64", "i64 global", "i64 param", "i64 result", "i64 local"}
     | {"Const", "LocalGet", "GlobalGet", "Select", "Tee", "Call", "Call args", "IfExpr",
        "BlockExpr", "Switch", "MemorySize", "MemoryGrow", "SetLocal", "SetGlobal", "out",
        "out4", "Drop", "CallStmt", "If", "If else", "Block", "Loop", "Br", "Br value",

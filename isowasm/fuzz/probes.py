@@ -8,7 +8,9 @@ through `--compiler`), not an engine. The divergent trace cannot name the op
 failing module contains, a probe program computes that op alone on every
 pair of operand classes (zero, one, small, shift widths 31/32/33, byte and
 sign boundaries, INT_MIN, INT_MAX, -1, negatives) and outputs each result,
-plus one program per trap the op can raise. The probe is compiled by the
+plus one program per trap the op can raise (the i64 ops likewise: classes
+around 2^31, 2^32 and 2^63, both words of each result, 8-byte accesses
+straddling the end of memory). The probe is compiled by the
 same compiler and run on the reference executor and on wasmtime; the first
 operand pair whose output differs names the op and gives its smallest
 reproduction ("i32.rem_s(-7, 2): machine 1, wasmtime -1").
@@ -110,21 +112,190 @@ def _traps() -> list[tuple[str, G.Module]]:
     return out
 
 
+# ---------------------------------------------------------------------------
+# i64 (issue 13): the same for every op of the generator's i64 tables. Each
+# i64 result is output as both its words (`$out8`); the right operand is a
+# constant (the toolchain's inline expansions) and, on a smaller set of
+# classes, a run-time value (`select` of it: the helpers in runtime_i64.wat).
+
+INT64_MIN, INT64_MAX = G.INT64_MIN, G.INT64_MAX
+# fewer classes than the i32 probes: an i64 op is dearer to run (its
+# helpers take thousands of steps), and the probes open every campaign
+BINARY_OPERANDS64 = (0, 1, 7, 63, 64, 0xFFFF_FFFF, 1 << 32, (1 << 32) + 1, INT64_MAX, INT64_MIN, -1, -7)
+RUNTIME_OPERANDS64 = (0, 1, 63, (1 << 32) + 1, INT64_MIN, -7)
+SHIFT_COUNTS64 = (0, 1, 7, 31, 32, 33, 63, 64, 65, -1)
+# the campaign's opening (_opening64) runs fewer still
+OPENING_OPERANDS64 = (0, 1, 63, 0xFFFF_FFFF, (1 << 32) + 1, INT64_MIN, -1, -7)
+OPENING_RUNTIME64 = (1, (1 << 32) + 1, INT64_MIN, -7)
+OPENING_SHIFTS64 = (0, 1, 31, 32, 33, 63, 64)
+UNARY_OPERANDS64 = BINARY_OPERANDS64 + (2, 31, 32, 1 << 31, -2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000,
+                                        0x7FFF_FFFF, 0x1234_5678_9ABC_DEF0, -0x1234_5678_9ABC_DEF0,
+                                        0x00FF_00FF_00FF_00FF)
+
+
+def _out64(e) -> G.Out:
+    return G.Out(e, all4=True, wide=True)
+
+
+def _binary64(op: str, left=BINARY_OPERANDS64, runtime=RUNTIME_OPERANDS64, shifts=SHIFT_COUNTS64) -> G.Module:
+    """op on every pair of the classes, the right operand a constant, and
+    on the pairs of `runtime` with the right operand computed at run time
+    (shift counts from `shifts`)."""
+    out_ = _out64 if op in G.I64_BINOPS or op in G.I64_DIVOPS else _out
+    div = op in G.I64_DIVOPS
+    right = shifts if op in G.I64_SHIFTS else left
+    rright = shifts[::2] if op in G.I64_SHIFTS else runtime
+
+    def ok(a, b):
+        return not div or (b != 0 and not (op == "i64.div_s" and (a, b) == (INT64_MIN, -1)))
+
+    def node(a, b):
+        return G.Div(op, a, b, None) if div else G.Binop(op, a, b)
+    body = [out_(node(G.Const(a), G.Const(b))) for a in left for b in right if ok(a, b)]
+    body += [out_(node(G.Const(a), _runtime(b))) for a in runtime for b in rright if ok(a, b)]
+    return _module(tuple(body))
+
+
+def _unary64(op: str) -> G.Module:
+    if op in G.I64_CONVERT:
+        vals, out_ = UNARY_OPERANDS, _out64
+    else:
+        vals = UNARY_OPERANDS64
+        out_ = _out if op in G.I64_TESTOPS or op in G.I64_WRAP else _out64
+    return _module(tuple(out_(G.Unop(op, G.Const(v))) for v in vals))
+
+
+def _loads64(op: str) -> G.Module:
+    width = G.I64_LOADS[op]
+    data = PATTERN + PATTERN[::-1]
+    body = tuple(_out64(G.Load(op, G.Const(a), off, 0xFFFF))
+                 for a in range(len(data) - width - 3) for off in (0, 3))
+    return _module(body, data=data)
+
+
+def _stores64(op: str) -> G.Module:
+    body = []
+    for i, v in enumerate(UNARY_OPERANDS64):
+        base = 24 * i
+        for a in range(4):
+            body.append(G.Store(op, G.Const(base + a), 8 * (a & 1), 0xFFFF, G.Const(v)))
+        body += [_out(G.Load("i32.load", G.Const(base + 4 * j), 0, 0xFFFF)) for j in range(5)]
+    return _module(tuple(body))
+
+
+def _others64() -> list[tuple[str, G.Module]]:
+    gl = tuple((f"G{i}", True, v) for i, v in enumerate(UNARY_OPERANDS64[:8]))
+    globals_body = tuple(_out64(G.GlobalGet(g[0])) for g in gl) + tuple(
+        s for i, g in enumerate(gl) for s in (G.SetGlobal(g[0], G.Const(UNARY_OPERANDS64[-1 - i])),
+                                              _out64(G.GlobalGet(g[0]))))
+    conds = (0, 1, -1, INT_MIN, 2)
+    select_body = tuple(_out64(G.Select(G.Const(a), G.Const(b), G.Const(c)))
+                        for a, b in ((7, -7), (INT64_MIN, 1 << 32), (-1, 0)) for c in conds)
+    return [("global.get", _module(globals_body, globals_=gl)),
+            ("select", _module(select_body))]
+
+
+def _traps64() -> list[tuple[str, G.Module]]:
+    """The i64 traps, with output before each: division by a zero constant
+    and by a run-time zero, INT64_MIN / -1 both ways; every access width
+    straddling the end of memory (an 8-byte access also with its low word
+    inside and its high word outside, where nothing may be written, and
+    wrapping past 2^32). After a store the last word of memory is output."""
+    out = []
+    for op in G.I64_DIVOPS:
+        for b in (G.Const(0), _runtime(0)):
+            body = (_out(G.Const(7)), _out64(G.Div(op, G.Const(7), b, None)))
+            out.append((op, _module(body, may_trap=True)))
+    for b in (G.Const(-1), _runtime(-1)):
+        body = (_out(G.Const(1)), _out64(G.Div("i64.div_s", G.Const(INT64_MIN), b, None)))
+        out.append(("i64.div_s", _module(body, may_trap=True)))
+    for op, width in {**G.I64_LOADS, **G.I64_STORES}.items():
+        addrs = (PAGE - width + 1, PAGE - 4, -1) if width == 8 else (PAGE - width + 1,)
+        for addr in addrs:
+            if op in G.I64_LOADS:
+                stmts = (_out64(G.Load(op, G.Const(addr), 0, 0xFFFF_FFFF)),)
+            else:
+                stmts = (G.Store(op, G.Const(addr), 0, 0xFFFF_FFFF, G.Const(-1)),
+                         _out(G.Load("i32.load", G.Const(PAGE - 4), 0, 0xFFFF_FFFF)))
+            out.append((op, _module((_out(G.Const(width)),) + stmts, may_trap=True)))
+    return out
+
+
+def _probes64() -> list[tuple[str, G.Module]]:
+    """One probe per i64 op (value probes, then trap probes): what Blame
+    runs to name a wrong i64 op."""
+    out = [(op, _binary64(op)) for op in G.I64_BINOPS + G.I64_CMPOPS + G.I64_DIVOPS]
+    out += [(op, _unary64(op)) for op in G.I64_UNOPS + G.I64_TESTOPS + G.I64_CONVERT + G.I64_WRAP]
+    out += [(op, _loads64(op)) for op in G.I64_LOADS]
+    out += [(op, _stores64(op)) for op in G.I64_STORES]
+    out += _others64()
+    return out + _traps64()
+
+
+# What a campaign opens with for i64: the same probes merged by family (one
+# program for the ten comparisons, ...) and one trap of each kind, so the
+# opening costs a few dozen programs, not a hundred; Blame still runs the
+# per-op probes above. The families are named "i64:..." (not op names).
+_FAMILIES64 = [
+    ("i64:arith", ["i64.add", "i64.sub", "i64.and", "i64.or", "i64.xor"]),
+    ("i64:shift", ["i64.shl", "i64.shr_s", "i64.shr_u", "i64.rotl", "i64.rotr"]),
+    ("i64:mul", ["i64.mul"]),
+    ("i64:div_u", ["i64.div_u", "i64.rem_u"]),
+    ("i64:div_s", ["i64.div_s", "i64.rem_s"]),
+    ("i64:compare", G.I64_CMPOPS),
+    ("i64:unary", G.I64_UNOPS + G.I64_TESTOPS + G.I64_CONVERT + G.I64_WRAP),
+    ("i64:load", list(G.I64_LOADS)),
+    ("i64:store", list(G.I64_STORES)),
+]
+
+
+def _merge(mods: list[G.Module]) -> G.Module:
+    body = tuple(s for m in mods for s in m.funcs[0].body)
+    first = mods[0]
+    return _module(body, data=first.data, globals_=first.globals, may_trap=first.may_trap, memory=first.memory)
+
+
+def _opening64() -> list[tuple[str, G.Module]]:
+    per_op = _probes64()
+    value = {op: m for op, m in per_op if not m.may_trap}
+    for op in G.I64_BINOPS + G.I64_CMPOPS + G.I64_DIVOPS:
+        value[op] = _binary64(op, OPENING_OPERANDS64, OPENING_RUNTIME64, OPENING_SHIFTS64)
+    out = [(name, _merge([value[op] for op in ops])) for name, ops in _FAMILIES64]
+    others = _others64()
+    out.append(("i64:global.get+select", _merge([m for _, m in others])))
+    traps = [(op, m) for op, m in per_op if m.may_trap]
+
+    def trap(op: str, k: int = 0):
+        return [m for o, m in traps if o == op][k]
+    # division by a run-time zero for each op, INT64_MIN / -1 at run time;
+    # 8-byte accesses straddling the end (high word outside; low word
+    # inside), a narrower one of each kind, one wrapping past 2^32
+    picks = [(op, trap(op, 1)) for op in G.I64_DIVOPS] + [("i64.div_s", trap("i64.div_s", 3))]
+    picks += [("i64.load", trap("i64.load", 1)), ("i64.store", trap("i64.store", 0)),
+              ("i64.store", trap("i64.store", 1)), ("i64.load32_u", trap("i64.load32_u")),
+              ("i64.store16", trap("i64.store16")), ("i64.load", trap("i64.load", 2))]
+    return out + [(f"i64:trap:{op}", m) for op, m in picks]
+
+
 def probe_modules() -> list[tuple[str, G.Module]]:
     """(op, module) for every op of the generator's tables, value probes
-    first, then trap probes. Deterministic: a campaign's program k < len()
-    is probe k."""
+    first, then trap probes; the i64 ones after all the i32 ones, merged by
+    family (_opening64; their names start with "i64:"). Deterministic: a
+    campaign's program k < len() is probe k."""
     out = [(op, _binary(op)) for op in G.BINOPS + G.CMPOPS + G.DIVOPS]
     out += [(op, _module(tuple(_out(G.Unop(op, x)) for v in UNARY_OPERANDS for x in (G.Const(v), _runtime(v)))))
             for op in G.UNOPS]
     out += [(op, _loads(op)) for op in G.LOADS]
     out += [(op, _stores(op)) for op in G.STORES]
     out += _others()
-    return out + _traps()
+    out += _traps()
+    return out + _opening64()
 
 
 PROBES = probe_modules()
-PROBED_OPS = frozenset(op for op, _ in PROBES)
+# what Blame runs: the i32 probes of the opening and one probe per i64 op
+BLAME_PROBES = [(op, m) for op, m in PROBES if not op.startswith("i64:")] + _probes64()
+PROBED_OPS = frozenset(op for op, _ in BLAME_PROBES)
 
 
 def wasm_ops(wasm: bytes) -> set[str]:
@@ -139,9 +310,29 @@ def wasm_ops(wasm: bytes) -> set[str]:
     return {ins.op for f in m.funcs for ins in f.body}
 
 
-def _operands(m: G.Module, index: int) -> str:
-    """The op application printed by output word `index` of a value probe."""
+def _out_spans(m: G.Module) -> list[tuple[int, int, object]]:
+    """(first output byte, bytes, Out) of each output statement of a probe
+    (4 bytes each, 8 for an i64)."""
+    spans, at = [], 0
+    for s in m.funcs[0].body:
+        if type(s) is G.Out:
+            n = 8 if s.wide else 4
+            spans.append((at, n, s))
+            at += n
+    return spans
+
+
+def _span_at(m: G.Module, byte: int):
+    return next(((a, n, s) for a, n, s in _out_spans(m) if a <= byte < a + n), None)
+
+
+def _operands(m: G.Module, index: int, byte: int | None = None) -> str:
+    """The op application printed by output statement `index` of a value
+    probe (or by the one covering output byte `byte`)."""
     outs = [s for s in m.funcs[0].body if type(s) is G.Out]
+    if byte is not None:
+        sp = _span_at(m, byte)
+        index = outs.index(sp[2]) if sp is not None else len(outs)
     if index >= len(outs):
         return "?"
     e = outs[index].value
@@ -150,6 +341,7 @@ def _operands(m: G.Module, index: int) -> str:
         return f"{e.op} offset={e.offset} at {e.addr.value}"
     if type(e) is G.GlobalGet:
         return f"global.get ${e.name} (output word {index})"
+
     def show(a):
         if type(a) is G.Const:
             return str(a.value)
@@ -188,7 +380,7 @@ class Blame:
         if op in self.cache:
             return self.cache[op]
         self.cache[op] = None
-        for i, (pop, m) in enumerate(PROBES):
+        for i, (pop, m) in enumerate(BLAME_PROBES):
             if pop != op:
                 continue
             why = self._run(m, f"probe-{i}")
@@ -214,9 +406,10 @@ class Blame:
             return None
         k = next((i for i, (x, y) in enumerate(zip(got.output, want.output)) if x != y), None)
         if k is not None:
-            w = k // 4
-            word = lambda o: int.from_bytes(o[4 * w:4 * w + 4].ljust(4, b"\0"), "little", signed=True)  # noqa: E731
-            return f"{_operands(m, w)}: machine {word(got.output)}, wasmtime {word(want.output)}"
+            sp = _span_at(m, k)
+            at, n = (sp[0], sp[1]) if sp is not None else (k // 4 * 4, 4)
+            word = lambda o: int.from_bytes(o[at:at + n].ljust(n, b"\0"), "little", signed=True)  # noqa: E731
+            return f"{_operands(m, 0, byte=k)}: machine {word(got.output)}, wasmtime {word(want.output)}"
         if expected_status(got) != expected_status(want) or len(got.output) != len(want.output):
             return (f"{_last_application(m)}: machine {expected_status(got)} after "
                     f"{len(got.output)} output bytes, wasmtime {expected_status(want)} after {len(want.output)}")

@@ -20,20 +20,21 @@
  *   - Integers only: 32-bit natively; 64-bit (`long long`, int64_t) is
  *     lowered to pairs of 32-bit words (MACHINE.md §8) and costs several
  *     times the 32-bit op (a 64-bit add ~13 steps, a run-time 64-bit mul
- *     ~450-2,600, div ~140-3,500). No floats, no function pointers
+ *     ~60-2,000, div ~30-3,450; ci/bench_lowering.py measures every op).
+ *     No floats, no function pointers
  *     (indirect calls), no SIMD.
  *   - The machine has no native mul/div/rem/and/or/xor/shift: the toolchain
  *     lowers each into a bit-serial loop of up to 32 iterations. With a
  *     constant right operand (x << 2, x * 10, x & 255) the loop is unrolled
  *     over the constant's bits and costs a few to a few dozen steps; with
- *     two run-time operands it is a helper call of hundreds of steps (mul
- *     ~660, div ~1000). Keep the latter out of hot loops: a table lookup or
+ *     two run-time operands it is a helper call of up to hundreds of steps
+ *     (mul ~15-430, div ~20-840). Keep the latter out of hot loops: a table lookup or
  *     an add usually does the job. Watch for clang making them up: `a || b`
  *     on flags can become i32.or, and `c == ' ' || c == '\n' || ...` a
  *     run-time shift into a bit mask.
  *   - Division and remainder (x / 10, x % 3, ...) stay i32.div/rem on
- *     wasm32 and are lowered into loops of at most 32 iterations (about a
- *     thousand steps each): fine, but in hot loops a table, a shift
+ *     wasm32 and are lowered into loops of at most 32 iterations (up to
+ *     ~840 steps each): fine, but in hot loops a table, a shift
  *     (x >> 1 for unsigned x / 2) or repeated subtraction is far cheaper.
  *   - Cost pitfall: clang merges adjacent stores of constants (a fully or
  *     partly unrolled initialisation loop, a run of byte stores) into one

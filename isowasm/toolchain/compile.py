@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from isowasm.toolchain import i64, lowering
-from isowasm.toolchain.decode import (I32, I64, MEM64_WIDTH, MEM_WIDTH, WIDTH, Function, Module,
+from isowasm.toolchain.decode import (I32, I64, MEM64_WIDTH, MEM_WIDTH, WIDTH, Function, FuncType, Module,
                                       decode_module, slots)
 from isowasm.toolchain.errors import CompileError, unsupported
 from isowasm.spec import table
@@ -42,6 +42,9 @@ WASM_PAGES = 65536           # the most pages a 32-bit WebAssembly memory can ha
 G_MEM_BYTES, G_MEM_PAGES, G_MEM_MAX = range(3)
 G_WASM_MAX = 5
 # Calls to the runtime imports "trap_NAME" become `halt CODE` (machine.yaml).
+# A comparison and its negation (the machine's comparisons push 0 or 1).
+INVERSE = {a: b for x, y in (("eq", "ne"), ("lt_s", "ge_s"), ("lt_u", "ge_u"), ("gt_s", "le_s"),
+                             ("gt_u", "le_u")) for a, b in ((f"i32.{x}", f"i32.{y}"), (f"i32.{y}", f"i32.{x}"))}
 _TRAP_IMPORTS = {f"trap_{t['name']}": t["code"] for t in table.traps() if t["code"] is not None}
 
 
@@ -93,6 +96,17 @@ class Asm:
             return lo, hi
         return None
 
+    def last(self) -> tuple[str, int] | None:
+        """The last instruction, when no label follows it (so every path to
+        the current end runs it just before): (name, immediate)."""
+        if self.names and self.last_label_pc < len(self.names):
+            return self.names[-1], self.imms[-1]
+        return None
+
+    def pop_last(self) -> None:
+        self.names.pop()
+        self.imms.pop()
+
     def resolve(self) -> None:
         for pc, label in self.fixups:
             self.imms[pc] = (self.labels[label] - (pc + 1)) & M32
@@ -129,24 +143,83 @@ class _Context:
         self.helpers = helpers
         self.oob_label = asm.new_label()
         self.oob_used = False
+        # lowering.py's scratch word: (address, save) or None (runtime.wat)
+        self.scratch = None if runtime else scratch_mode(module)
 
 
 class _Helpers:
-    """Runtime helpers called so far, with their entry labels."""
+    """Runtime helpers called so far, with their entry labels: those of
+    runtime.wat, and the ones generated here (GENERATED)."""
 
     def __init__(self, asm: Asm):
         self.asm = asm
         self.rt = runtime_module()
         self.by_name = {name: idx for name, (kind, idx) in self.rt.exports.items() if kind == 0}
         self.labels: dict[int, int] = {}        # runtime function index -> label
+        self.generated: dict[str, int] = {}     # generated helper -> label
 
     def label(self, name: str) -> int:
+        if name in GENERATED:
+            if name not in self.generated:
+                self.generated[name] = self.asm.new_label()
+            return self.generated[name]
         return self.label_of(self.by_name[name])
 
     def label_of(self, index: int) -> int:
         if index not in self.labels:
             self.labels[index] = self.asm.new_label()
         return self.labels[index]
+
+
+# Shifts and rotates by a run-time count: a binary search on k mod 32 (5
+# compares) into 32 leaves, leaf k the op's constant expansion by k
+# (lowering.py: byte moves through the scratch word plus a few bits), so
+# a shift costs ~25 steps plus its constant form instead of a bit-serial
+# walk over the count. Generated per program (the expansions depend on
+# the module's scratch mode), so they are not in runtime.wat.
+GENERATED = {"shl", "shr_u", "shr_s", "rotl", "rotr"}
+
+
+def _gen_shift(fc: "_FuncCompiler", name: str) -> None:
+    """The body of the generated helper `name`: (x, k) -> x op (k mod 32)."""
+    asm, e = fc.asm, fc.emit
+    e("local.set", 1)
+    e("local.set", 0)
+    ok = asm.new_label()
+    e("local.get", 1)
+    e("i32.const", 32)
+    e("i32.lt_u")
+    asm.jump("br_if", ok)
+    e("local.get", 1)
+    lowering.and_const(fc, 31)
+    e("local.set", 1)
+    asm.place(ok)
+
+    def leaf(k: int) -> None:
+        e("local.get", 0)
+        if name == "shl":
+            lowering.shl_const(fc, k)
+        elif name in ("shr_u", "shr_s"):
+            lowering.shr_const(fc, k, signed=name == "shr_s")
+        else:
+            lowering.rotl_const(fc, k if name == "rotl" else -k & 31)
+        asm.jump("return", fc.entry_label)
+
+    def tree(lo: int, hi: int) -> None:
+        if hi - lo == 1:
+            leaf(lo)
+            return
+        mid = (lo + hi) // 2
+        left = asm.new_label()
+        e("local.get", 1)
+        e("i32.const", mid)
+        e("i32.lt_u")
+        asm.jump("br_if", left)
+        tree(mid, hi)
+        asm.place(left)
+        tree(lo, mid)
+
+    tree(0, 32)
 
 
 def runtime_text() -> str:
@@ -177,7 +250,8 @@ class _FuncCompiler:
         for t in self.ltypes:
             self.lmap.append(n)
             n += WIDTH.get(t, 1)
-        self.nlocals = n
+        self.nlocals = n           # machine locals before the temporaries (hoisted values included)
+        self.nwasm = n             # those of the wasm function itself
         self.max_temp = -1
         self.h = 0
         self.offset = 0
@@ -192,6 +266,20 @@ class _FuncCompiler:
 
     def helper(self, name: str) -> None:
         self.asm.jump("call", self.ctx.helpers.label(name))
+
+    def scratch(self) -> tuple[int, bool] | None:
+        """lowering.py's scratch bytes in memory (address, save), or None
+        when this frame has no room for the temporaries they need."""
+        if self.ctx.scratch is None or self.nlocals + lowering.T_SAVE + 3 > LIMITS["locals_per_frame"]:
+            return None
+        return self.ctx.scratch
+
+    def last(self) -> tuple[str, int] | None:
+        """The instruction just emitted, when nothing branches past it."""
+        return self.asm.last()
+
+    def pop_last(self) -> None:
+        self.asm.pop_last()
 
     # --
     def err(self, construct: str, why: str) -> CompileError:
@@ -212,7 +300,14 @@ class _FuncCompiler:
         ctrl = [_Frame("func", -1, 0, slots(f.type.results))]
         dead = False       # after an unconditional branch, until the frame's else/end
         dead_depth = 0     # blocks opened inside dead code
-        for ins in f.body:
+        body = f.body
+        hoists, uses = self.plan_hoists()
+        folds, folded = self.plan_folds()
+        extra: dict[int, int] = {}     # consumer index -> offset folded into it
+        pos = -1
+        while pos + 1 < len(body):
+            pos += 1
+            ins = body[pos]
             op = ins.op
             self.offset = ins.offset
             if dead:
@@ -251,6 +346,10 @@ class _FuncCompiler:
                 ctrl.append(_Frame("block", self.asm.new_label(), self.h - p, slots(ins.arg.results), params=p))
             elif op == "loop":
                 p = slots(ins.arg.params)
+                for local, name, k, slot in hoists.get(pos, ()):
+                    self.emit("local.get", self.lmap[local])
+                    lowering.lower(name, self, k)
+                    self.emit("local.set", slot)
                 fr = _Frame("loop", self.asm.new_label(), self.h - p, slots(ins.arg.results), params=p)
                 self.asm.place(fr.label)
                 ctrl.append(fr)
@@ -259,8 +358,7 @@ class _FuncCompiler:
                 p = slots(ins.arg.params)
                 fr = _Frame("if", self.asm.new_label(), self.h - p, slots(ins.arg.results),
                             self.asm.new_label(), params=p)
-                self.emit("i32.eqz")
-                self.asm.jump("br_if", fr.else_label)
+                self.cond_branch(fr.else_label, when_zero=True)
                 ctrl.append(fr)
             elif op == "br":
                 self.branch_to(ctrl, ins.arg)
@@ -293,6 +391,10 @@ class _FuncCompiler:
                 else:
                     self.emit("select")
                     self.h -= 2
+            elif op == "local.get" and pos in uses:
+                self.emit("local.get", uses[pos])   # a value computed before its loop
+                self.h += 1
+                pos += 2
             elif op in ("local.get", "local.set", "local.tee"):
                 self.local_op(op, ins.arg)
             elif op in ("global.get", "global.set"):
@@ -306,9 +408,12 @@ class _FuncCompiler:
                         self.emit(op, g + j)
                 self.h += w if op == "global.get" else -w
             elif op in MEM_WIDTH:
-                self.memory_access(op, ins.arg)
+                self.memory_access(op, ins.arg + extra.pop(pos, 0))
             elif op in MEM64_WIDTH:
-                i64.memory_access(self, op, ins.arg)
+                i64.memory_access(self, op, ins.arg + extra.pop(pos, 0))
+            elif op == "i32.add" and pos in folds and self.fold_add():
+                self.h -= 1
+                extra[folds[pos]] = folded[pos]
             elif op == "memory.size":
                 self.emit("global.get", self.ctx.global_base + G_MEM_PAGES)
                 self.h += 1
@@ -321,6 +426,8 @@ class _FuncCompiler:
                 self.emit("i32.const", ins.arg & M32)
                 self.emit("i32.const", ins.arg >> 32)
                 self.h += 2
+            elif op == "i32.shl" and self.shift_pair(body, pos):
+                pos += 2
             elif i64.is_i64_op(op):
                 if self.ctx.runtime:
                     raise self.err(op, "runtime.wat must use native ops only")
@@ -328,10 +435,203 @@ class _FuncCompiler:
             else:
                 self.numeric(op)
         if self.nlocals + self.max_temp + 1 > LIMITS["locals_per_frame"]:
-            raise unsupported(f"{self.nlocals} locals", f"a frame holds at most {LIMITS['locals_per_frame']} "
+            raise unsupported(f"{self.nwasm} locals", f"a frame holds at most {LIMITS['locals_per_frame']} "
                               f"locals (params and locals, an i64 counting two, and {self.max_temp + 1} compiler "
                               "temporaries)",
                               f.index, f.offset)
+
+    # Loop-invariant constant ops: `local.get L; i32.const k; OP` inside a
+    # loop that never writes L (a shift or mask of a value fixed for the
+    # whole loop, typically an index scaled inside an inner loop) is
+    # computed once before the outermost such loop into a local of its own.
+    HOIST_MIN = 6            # steps an expansion must cost to be worth a local
+
+    def plan_hoists(self) -> tuple[dict[int, list], dict[int, int]]:
+        """({index of a `loop`: [(wasm local, op, k, machine local)]},
+        {index of the pattern's local.get: machine local})."""
+        body = self.f.body
+        if self.ctx.runtime or not any(ins.op == "loop" for ins in body):
+            return {}, {}
+        ends: dict[int, int] = {}
+        stack: list[int] = []
+        for i, ins in enumerate(body):
+            if ins.op in ("block", "loop", "if"):
+                stack.append(i)
+            elif ins.op == "end" and stack:
+                ends[stack.pop()] = i
+        loops = [i for i, ins in enumerate(body) if ins.op == "loop"]
+        writes = {i: {body[j].arg for j in range(i, ends.get(i, len(body)))
+                      if body[j].op in ("local.set", "local.tee")} for i in loops}
+        hoists: dict[int, list] = {}
+        uses: dict[int, int] = {}
+        slots_: dict[tuple, int] = {}
+        budget = LIMITS["locals_per_frame"] - self.nlocals - lowering.T_SAVE - 3
+        for p in range(len(body) - 2):
+            a, b, c = body[p], body[p + 1], body[p + 2]
+            if (a.op != "local.get" or b.op != "i32.const" or c.op not in lowering.BINARY
+                    or c.op.startswith(("i32.div", "i32.rem")) or self.ltypes[a.arg] != I32):
+                continue
+            outer = next((i for i in loops if i < p < ends.get(i, -1) and a.arg not in writes[i]), None)
+            if outer is None:
+                continue
+            key = (outer, a.arg, c.op, b.arg & M32)
+            if key not in slots_:
+                if len(slots_) >= min(budget, 16) or self._expansion_cost(a.arg, c.op, b.arg & M32) < self.HOIST_MIN:
+                    continue
+                slots_[key] = -1
+            uses[p] = key
+        # machine locals for the hoisted values, after the function's own
+        # (the compiler's temporaries move up past them)
+        for key in slots_:
+            slots_[key] = self.nlocals
+            self.nlocals += 1
+            outer, local, name, k = key
+            hoists.setdefault(outer, []).append((local, name, k, slots_[key]))
+        return hoists, {p: slots_[key] for p, key in uses.items()}
+
+    def _expansion_cost(self, local: int, op: str, k: int) -> int:
+        c = lowering._Count(self)
+        c._last = ("local.get", self.lmap[local])
+        lowering.lower(op, c, k)
+        return c.n
+
+    # Addresses `local.get L; i32.const k; i32.add` (k < 2^31) feeding a load
+    # or store: the add is the access's offset instead (2 steps less) when
+    # L's value is known to be below memory_bytes, so that L + k cannot wrap
+    # around 2^32 as the wasm add would and the offset (which does not
+    # wrap) would not: L was the address of an access that did not trap,
+    # with no write to L and no label (a path from elsewhere) in between.
+
+    def plan_folds(self) -> tuple[dict[int, int], dict[int, int]]:
+        """({index of a foldable i32.add: index of its load/store}, {add
+        index: k})."""
+        body = self.f.body
+        m = self.ctx.module
+        if self.ctx.runtime:
+            return {}, {}
+        small: set[int] = set()      # wasm locals known below memory_bytes
+        stack: list = []             # producers: ("local", L) | ("addr", L, k, i) | None
+        folds: dict[int, int] = {}
+        ks: dict[int, int] = {}
+
+        def pop():
+            return stack.pop() if stack else None
+
+        def stale(local):
+            for j, e in enumerate(stack):
+                if e is not None and e[1] == local:
+                    stack[j] = None
+
+        def accessed(e):
+            if e is not None and e[0] in ("local", "addr"):
+                small.add(e[1])
+        for i, ins in enumerate(body):
+            op = ins.op
+            if op in MEM_WIDTH or op in MEM64_WIDTH:
+                val = pop() if "store" in op else None
+                addr = pop()
+                if addr is not None and addr[0] == "addr":
+                    folds[addr[3]] = i
+                    ks[addr[3]] = addr[2]
+                accessed(addr)
+                del val
+                if "store" not in op:
+                    stack.append(None)
+            elif op == "local.get":
+                stack.append(("local", ins.arg, ins.arg in small))
+            elif op in ("local.set", "local.tee"):
+                pop()
+                small.discard(ins.arg)
+                stale(ins.arg)
+                if op == "local.tee":
+                    stack.append(None)
+            elif op == "i32.const":
+                stack.append(("const", ins.arg & M32))
+            elif op == "i32.add":
+                b, a = pop(), pop()
+                pair = (a, b) if b is not None and b[0] == "const" else (b, a)
+                e, c = pair
+                if (e is not None and e[0] == "local" and e[2] and c is not None and c[0] == "const"
+                        and c[1] < 1 << 31 and i >= 2 and {body[i - 1].op, body[i - 2].op} == {"local.get", "i32.const"}):
+                    stack.append(("addr", e[1], c[1], i))
+                else:
+                    stack.append(None)
+            elif op in ("global.get", "memory.size", "i64.const"):
+                stack.append(None)
+            elif op in ("global.set", "drop"):
+                pop()
+            elif op == "select":
+                pop(), pop(), pop()
+                stack.append(None)
+            elif op == "memory.grow":
+                pop()
+                stack.append(None)
+            elif op == "call":
+                ft = m.func_type(ins.arg)
+                for _ in ft.params:
+                    pop()
+                stack += [None] * len(ft.results)
+            elif op in ("br_if",):
+                pop()
+            elif op in ("block", "if"):
+                if op == "if":
+                    pop()
+                stack = []              # the block's own values only (its parameters unknown)
+            elif op == "nop":
+                pass
+            elif i64.is_i64_op(op) or op in lowering.NATIVE or op in lowering.BINARY or op.startswith("i32."):
+                try:
+                    pops, pushes = i64._sig(op)
+                except Exception:       # noqa: BLE001 - not a plain numeric op: forget everything
+                    stack, small = [], set()
+                    continue
+                for _ in pops:
+                    pop()
+                stack += [None] * len(pushes)
+            else:
+                # loop (a merge point), else, end, br, br_table, return,
+                # unreachable: nothing known past them
+                stack, small = [], set()
+        return folds, ks
+
+    def fold_add(self) -> bool:
+        """Drop the `i32.const k` just emitted (either side of the local.get)
+        instead of adding it; False when the code before does not allow it."""
+        asm = self.asm
+        if asm.last_label_pc > len(asm.names) - 2 or len(asm.names) < 2:
+            return False
+        if asm.names[-1] == "i32.const" and asm.names[-2] == "local.get":
+            asm.pop_last()
+            return True
+        if asm.names[-1] == "local.get" and asm.names[-2] == "i32.const":
+            imm = asm.imms[-1]
+            asm.pop_last()
+            asm.pop_last()
+            asm.emit("local.get", imm)
+            return True
+        return False
+
+    def shift_pair(self, body, pos: int) -> bool:
+        """`(x << k) >>u k` is a mask of the low 32 - k bits and `(x << 16)
+        >>s 16`, `(x << 24) >>s 24` a sign extension (clang's forms of them):
+        one lowering instead of two. False (nothing emitted) otherwise."""
+        if (self.ctx.runtime or pos < 1 or pos + 2 >= len(body) or body[pos - 1].op != "i32.const"
+                or body[pos + 1].op != "i32.const" or body[pos + 2].op not in ("i32.shr_u", "i32.shr_s")):
+            return False
+        k = body[pos - 1].arg & 31
+        signed = body[pos + 2].op == "i32.shr_s"
+        if k != body[pos + 1].arg & 31 or (signed and k not in (16, 24)):
+            return False
+        if self.asm.pop_const() is None:
+            return False
+        self.h -= 1
+        if k == 0:
+            return True
+        if signed:
+            lowering.lower("i32.extend8_s" if k == 24 else "i32.extend16_s", self)
+        else:
+            lowering.lower("i32.and", self, (1 << (32 - k)) - 1)
+        return True
 
     def local_op(self, op: str, index: int) -> None:
         m, w = self.lmap[index], WIDTH[self.ltypes[index]]
@@ -444,14 +744,37 @@ class _FuncCompiler:
         else:
             self.asm.jump("br", fr.label)
 
+    def cond_branch(self, label: int, when_zero: bool) -> None:
+        """Pop a condition and branch to `label` when it is zero
+        (`when_zero`) or non-zero, in as few steps as the code before allows:
+        an `i32.eqz` just emitted flips the sense instead of running; a
+        comparison just emitted is inverted (lt_s -> ge_s, ...) rather than
+        followed by an eqz; otherwise a branch on zero is `br_if skip; br
+        label; skip:` (1 step when the condition is non-zero, 2 when it is
+        zero: never more than `i32.eqz; br_if`)."""
+        asm = self.asm
+        while (last := asm.last()) is not None and last[0] == "i32.eqz":
+            asm.pop_last()
+            when_zero = not when_zero
+        last = asm.last()
+        if when_zero and last is not None and last[0] in INVERSE:
+            asm.names[-1] = INVERSE[last[0]]
+            when_zero = False
+        if not when_zero:
+            asm.jump("br_if", label)
+            return
+        skip = asm.new_label()
+        asm.jump("br_if", skip)
+        asm.jump("br", label)
+        asm.place(skip)
+
     def branch_if(self, ctrl: list[_Frame], depth: int) -> None:
         fr = ctrl[-1 - depth]
         if fr.kind != "func" and self.h - fr.height == fr.branch_arity:
-            self.asm.jump("br_if", fr.label)
+            self.cond_branch(fr.label, when_zero=False)
             return
         skip = self.asm.new_label()
-        self.emit("i32.eqz")
-        self.asm.jump("br_if", skip)
+        self.cond_branch(skip, when_zero=True)
         self.branch_to(ctrl, depth)
         self.asm.place(skip)
 
@@ -483,6 +806,22 @@ class _FuncCompiler:
             tree(lo, mid)
 
         tree(0, len(runs))
+
+
+SCRATCH = LIMITS["memory_bytes"] - 16      # lowering.py's 12 scratch bytes
+
+
+def scratch_mode(m: Module) -> tuple[int, bool]:
+    """(address, save) of lowering.py's scratch bytes: save is False when the
+    module's memory can never reach them (no memory; a memory that cannot
+    grow to the machine's size), so they are the toolchain's own, and True
+    when every use must put back the bytes it overwrote."""
+    if m.mem_min is None:
+        return SCRATCH, False
+    pages = m.mem_min
+    if _uses(m, {"memory.grow"}):
+        pages = MACHINE_PAGES if m.mem_max is None else min(m.mem_max, MACHINE_PAGES)
+    return SCRATCH, pages * PAGE > SCRATCH
 
 
 def input_address(m: Module) -> int:
@@ -544,10 +883,17 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
     # Prologue.
     addr = input_address(m)
     asm.emit("input_base", addr)
-    if et.params:
+    fe = m.funcs[entry - m.num_imported_funcs]
+    reach = _reachable(m, [entry] + ([m.start] if m.start is not None else []))
+    # Initial values nothing reads cost steps for nothing: compute's
+    # parameter when its body never reads it, globals no function reads.
+    if et.params and any(ins.op == "local.get" and ins.arg == 0 for ins in fe.body):
         asm.emit("i32.const", addr)
         asm.emit("local.set", 0)
+    read = {ins.arg for f in m.funcs if f.index in reach for ins in f.body if ins.op == "global.get"}
     for i, v in enumerate(m.globals):
+        if i not in read:
+            continue
         for j in range(WIDTH[m.global_types[i]]):
             word = v >> (32 * j) & M32
             if word:
@@ -567,21 +913,26 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
             asm.emit("i32.const", wasm_max)
             asm.emit("global.set", gbase + G_WASM_MAX)
     _data_segments(asm, m, mem_min * PAGE)
+    if not ctx.scratch[1] and addr + LIMITS["input_bytes"] + 1 > SCRATCH:
+        # an input this long could reach the scratch bytes the lowering
+        # reads as zero (the module itself never sees them)
+        for a in (SCRATCH, SCRATCH + 8):
+            asm.emit("i32.const", a)
+            asm.emit("i32.const", 0)
+            asm.emit("i32.store")
     if m.start is not None:
         asm.jump("call", func_labels[m.start])
 
     # compute runs in the top frame; functions follow, then the helpers.
-    fe = m.funcs[entry - m.num_imported_funcs]
     _FuncCompiler(ctx, fe, entry=True).compile(asm.new_label())
     # Only functions reachable from compute (or the start function) are laid
     # out: the program is the transformer's prompt, and dead code would only
     # lengthen it. Calls are all direct (call_indirect is rejected).
-    reach = _reachable(m, [entry] + ([m.start] if m.start is not None else []))
     called = {ins.arg for f in m.funcs if f.index in reach for ins in f.body if ins.op == "call"} | {m.start}
     for f in m.funcs:
         if f.index in reach and (f.index != entry or entry in called):
             _FuncCompiler(ctx, f, entry=False).compile(func_labels[f.index])
-    _compile_helpers(asm, helpers, gbase)
+    _compile_helpers(asm, helpers, gbase, ctx)
     if ctx.oob_used:
         asm.place(ctx.oob_label)
         asm.emit("halt", 4)
@@ -626,9 +977,15 @@ def _data_segments(asm: Asm, m: Module, mem_bytes: int) -> None:
                 asm.emit("i32.store8")
 
 
-def _compile_helpers(asm: Asm, helpers: _Helpers, gbase: int) -> None:
+def _compile_helpers(asm: Asm, helpers: _Helpers, gbase: int, prog_ctx: _Context) -> None:
     """Compile each runtime helper the program called, and those they call,
-    with runtime globals mapped onto the reserved ones."""
+    with runtime globals mapped onto the reserved ones; then the generated
+    helpers it called (in the program's own context: its scratch mode)."""
+    for name, label in sorted(helpers.generated.items()):
+        fc = _FuncCompiler(prog_ctx, Function(-1, FuncType((I32, I32), (I32,))), entry=False)
+        asm.place(label)
+        fc.entry_label = label
+        _gen_shift(fc, name)
     rt = helpers.rt
     labels = _LabelMap(helpers)
     ctx = _Context(asm, rt, runtime=True, global_base=gbase, checks=False,

@@ -7,28 +7,29 @@ its two words, as i32 results do. Nothing else in the machine changes, and
 the module wasmtime runs is the original one (this is isowasm's own
 lowering, not a rewrite of the module).
 
-Each i64 op is one of (worst / median steps on edge operands, measured by
-conformance/test_i64.py, which also checks every op against wasmtime):
+Each i64 op is one of (worst / median steps over operand classes, run-time
+operands unless said, as ci/bench_lowering.py records them in a module of
+160 pages; conformance/test_i64.py checks every op against wasmtime):
 
-| op                          | lowering                                           | steps      |
-|-----------------------------|----------------------------------------------------|------------|
-| const, extend_i32_u, wrap   | i32.const pair / push 0 / drop the high word       | 1-2        |
-| extend_i32_s, extend32_s    | the word, then 0 - (lo <s 0)                       | 6-7        |
-| extend8_s, extend16_s       | i32.extend8/16_s (lowering.py), then the same      | 155 / 211  |
-| add, sub                    | word-wise; carry = lo' <u b.lo, borrow = a.lo <u b.lo | 13      |
-| eq ne lt gt le ge, eqz      | high words decide unless equal, then the low words | 5-11       |
-| and, or, xor                | the i32 op on each word (constant words inline)    | 1,750 / 600 |
-| shl/shr/rotl/rotr by const  | word moves plus lowering.py's constant shifts      | <= 650     |
-| ... by a variable           | helpers shl64, shr_u64, shr_s64, rotl64, rotr64    | 960 / 210  |
-| mul by a constant           | inline: 32x32->64 shift-and-add over the low word  | ~12/bit    |
-|                             | of c, plus the cross products (lowering.mul_const) |            |
-| mul                         | helper mul64 (the same, as a loop)                 | 2,570 / 440 |
-| div/rem s/u                 | helpers with wasm's traps (div_zero; int_overflow  | 3,530 / 140 |
-|                             | for INT64_MIN / -1; INT64_MIN rem_s -1 = 0); by a  |            |
-|                             | divisor below 2^31 ~1,900; div_u/rem_u by a        |            |
-|                             | constant power of two inline (shr_u / and)         |            |
-| clz, ctz, popcnt            | helpers: the i32 op on the word that decides       | 140-730    |
-| loads and stores            | i32 accesses of the words, the high word first     | 6-8        |
+| op                          | lowering                                           | steps       |
+|-----------------------------|----------------------------------------------------|-------------|
+| const, extend_i32_u, wrap   | i32.const pair / push 0 / drop the high word       | 1-2         |
+| extend_i32_s, extend32_s    | the word, then 0 - (lo <s 0)                       | 6-7         |
+| extend8_s, extend16_s       | i32.extend8/16_s (lowering.py), then the same      | 19          |
+| add, sub                    | word-wise; carry = lo' <u b.lo, borrow = a.lo <u b.lo | 13       |
+| eq ne lt gt le ge, eqz      | high words decide unless equal, then the low words | 5-12        |
+| and, or, xor                | the i32 op on each word (constant words inline)    | 1,160 / 350; const <= 480 |
+| shl/shr/rotl/rotr by const  | word moves plus lowering.py's constant shifts      | <= 310      |
+| ... by a variable           | helpers shl64, shr_u64, shr_s64, rotl64, rotr64    | 960 / 550   |
+| mul by a constant           | inline: 32x32->64 shift-and-add over the low word  | <= 730      |
+|                             | of c, plus the cross products (lowering.mul_const) |             |
+| mul                         | helper mul64 (the same, as a loop)                 | 2,010 / 410 |
+| div/rem s/u                 | helpers with wasm's traps (div_zero; int_overflow  | 3,440 / 120 |
+|                             | for INT64_MIN / -1; INT64_MIN rem_s -1 = 0); by a  |             |
+|                             | divisor below 2^31 ~1,500; div_u/rem_u by a        |             |
+|                             | constant power of two inline (shr_u / and)         |             |
+| clz, ctz, popcnt            | helpers: the i32 op on the word that decides       | 140-730     |
+| loads and stores            | i32 accesses of the words, the high word first     | 6-8         |
 
 Memory: an 8-byte access touches the high word (ea + 4) first, so an access
 that straddles the end of memory traps before it reads or writes anything,

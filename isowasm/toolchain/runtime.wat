@@ -7,10 +7,14 @@
 ;; eqz, locals, globals) plus structured control, so this module compiles
 ;; without lowering (the toolchain refuses anything else here).
 ;;
-;; Every algorithm is bit-serial with at most 32 iterations: a bit is read
-;; at the top with `x <s 0` and the value shifted left with `x + x`.
-;; Costs are machine steps of the lowered op (call and return included) on
-;; its worst operands; conformance/test_lowering.py holds them to a bound.
+;; Every algorithm is bit-serial over at most 32 bits: a bit is read at the
+;; top with `x <s 0` and the value shifted left with `x + x`. The hot ones
+;; (mul, div_u, and) are unrolled, each doubling folded into the test that
+;; reads its bit (local.tee), and entered past the leading zero bits of the
+;; operand that decides the length (a dispatch on its magnitude, or $norm
+;; and a br_table). Costs are machine steps of the lowered op (call and
+;; return included) on its worst operands; conformance/test_lowering.py
+;; holds them to a bound, ci/bench_lowering.py records them.
 ;;
 ;; Globals are the toolchain's reserved globals, placed after the program's
 ;; own: the memory size for bounds checks and memory.size/memory.grow, two
@@ -29,31 +33,79 @@
   (global $lz (mut i32) (i32.const 0))          ;; leading zeros found by $norm
   (global $wasm_max (mut i32) (i32.const 0))    ;; pages WebAssembly's memory.grow may reach
 
-  ;; a * b: shift-and-add over b's bits, MSB first: r = 2r + (bit ? a : 0).
-  ;; b is the smaller operand, and its leading zero bits are skipped ($norm)
-  ;; while r is still 0. ~700 steps at worst, ~230 for b < 1000.
+  ;; a * b: shift-and-add over b's bits, MSB first, unrolled: r = 2r + (the
+  ;; top bit of b shifted left by 31 - p ? a : 0), the doubling of b folded
+  ;; into its test. b is the smaller operand: below 2^16 (2^8) it is shifted
+  ;; left by 15 (23) first and the walk enters at bit 15 (7). 13 steps per
+  ;; bit: ~440 at worst, ~300 for b < 2^16, ~210 for b < 2^8.
   (func $mul (export "mul") (param $a i32) (param $b i32) (result i32)
-    (local $r i32) (local $n i32)
+    (local $r i32)
     (if (i32.lt_u (local.get $a) (local.get $b))
       (then (local.set $r (local.get $a)) (local.set $a (local.get $b)) (local.set $b (local.get $r))
             (local.set $r (i32.const 0))))
-    (if (i32.eqz (local.get $b)) (then (return (i32.const 0))))
-    (local.set $b (call $norm (local.get $b)))
-    (local.set $n (i32.sub (i32.const 32) (global.get $lz)))
-    (loop $next
-      (local.set $r (i32.add (i32.add (local.get $r) (local.get $r))
-                             (select (local.get $a) (i32.const 0) (i32.lt_s (local.get $b) (i32.const 0)))))
-      (local.set $b (i32.add (local.get $b) (local.get $b)))
-      (br_if $next (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-    (local.get $r))
+    (block $b7
+      (block $b15
+        (block $b31
+          (br_if $b31 (i32.ge_u (local.get $b) (i32.const 0x10000)))
+          (if (i32.eqz (local.get $b)) (then (return (i32.const 0))))
+          local.get $b
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.set $b
+          (br_if $b15 (i32.ge_u (local.get $b) (i32.const 0x800000)))
+          local.get $b
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.set $b
+          (br $b7))
+        ;; bit 31, then 30..16
+        local.get $a i32.const 0 local.get $b i32.const 0 i32.lt_s select
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+        local.set $r)
+      local.get $r
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+      local.set $r)
+    local.get $r
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add
+    local.tee $r local.get $r i32.add local.get $a i32.const 0 local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.lt_s select i32.add)
 
   ;; a /u b, remainder into $rem. Restoring division, MSB first: r = 2r + bit
   ;; of a; if r >= b then r -= b and the quotient bit is 1. Quotient bits are
   ;; shifted into a from the right as a's own bits leave at the top, so after
-  ;; 32 doublings a is the quotient. Leading zero bits of a are skipped
-  ;; ($norm: r stays 0, quotient bits 0). b >= 2^31 is done apart (quotient
-  ;; 0 or 1), which keeps 2r + 1 < 2^32 in the loop. ~1050 steps at worst,
-  ;; ~400 for a < 1000.
+  ;; 32 doublings a is the quotient. a's leading zero bits are skipped
+  ;; ($norm, then a br_table into the unrolled steps: r stays 0 and the
+  ;; quotient bits 0 while they pass). b >= 2^31 is done apart (quotient 0
+  ;; or 1), which keeps 2r + 1 < 2^32 in the steps. 15 steps per bit plus 8
+  ;; per quotient bit set: ~790 at worst, ~330 for a < 1000.
   (func $div_u (export "div_u") (param $a i32) (param $b i32) (result i32)
     (local $r i32) (local $n i32)
     (if (i32.eqz (local.get $b)) (then (call $trap_div_zero)))
@@ -65,16 +117,140 @@
     (if (i32.lt_u (local.get $a) (local.get $b))    ;; also catches a = 0
       (then (global.set $rem (local.get $a)) (return (i32.const 0))))
     (local.set $a (call $norm (local.get $a)))
-    (local.set $n (i32.sub (i32.const 32) (global.get $lz)))
-    (loop $next
-      (local.set $r (i32.add (i32.add (local.get $r) (local.get $r))
-                             (i32.lt_s (local.get $a) (i32.const 0))))
-      (local.set $a (i32.add (local.get $a) (local.get $a)))
-      (if (i32.ge_u (local.get $r) (local.get $b))
-        (then
-          (local.set $r (i32.sub (local.get $r) (local.get $b)))
-          (local.set $a (i32.add (local.get $a) (i32.const 1)))))
-      (br_if $next (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (block $e31 (block $e30 (block $e29 (block $e28 (block $e27 (block $e26 (block $e25 (block $e24
+    (block $e23 (block $e22 (block $e21 (block $e20 (block $e19 (block $e18 (block $e17 (block $e16
+    (block $e15 (block $e14 (block $e13 (block $e12 (block $e11 (block $e10 (block $e9 (block $e8
+    (block $e7 (block $e6 (block $e5 (block $e4 (block $e3 (block $e2 (block $e1 (block $e0
+    (br_table $e0 $e1 $e2 $e3 $e4 $e5 $e6 $e7 $e8 $e9 $e10 $e11 $e12 $e13 $e14 $e15 $e16 $e17 $e18 $e19 $e20 $e21 $e22 $e23 $e24 $e25 $e26 $e27 $e28 $e29 $e30 $e31
+      (global.get $lz)))
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end)
+    local.get $r local.get $r i32.add local.get $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.set $a
+    local.tee $r local.get $b i32.ge_u
+    if local.get $r local.get $b i32.sub local.set $r local.get $a i32.const 1 i32.add local.set $a end
     (global.set $rem (local.get $r))
     (local.get $a))
 
@@ -147,30 +323,82 @@
     (select (i32.sub (i32.const 0) (local.get $a)) (local.get $a)
             (i32.lt_s (local.get $a) (i32.const 0))))
 
-  ;; a & b: r = 2r + (top bit of a and top bit of b), 32 iterations. a is
-  ;; the smaller operand and its leading zero bits are skipped (r stays 0).
-  ;; ~870 steps at worst, ~540 for a < 1000.
+  ;; a & b, unrolled: bit p of the result is set when bit p of both is,
+  ;; read at the top of a and b shifted left by 31 - p: (a <s 0) >u (b >=s 0),
+  ;; each doubling folded into its test (local.tee). a is the smaller
+  ;; operand: below 2^16 (2^8) its top 16 (24) bits are zero, so both are
+  ;; shifted left by 15 (23) first and the walk enters at bit 15 (7).
+  ;; 17 steps per bit: ~580 at worst, ~400 for a < 2^16, ~310 for a < 2^8.
   (func $and (export "and") (param $a i32) (param $b i32) (result i32)
-    (local $r i32) (local $n i32)
+    (local $r i32)
     (if (i32.lt_u (local.get $b) (local.get $a))
       (then (local.set $r (local.get $a)) (local.set $a (local.get $b)) (local.set $b (local.get $r))
             (local.set $r (i32.const 0))))
-    (if (i32.eqz (local.get $a)) (then (return (i32.const 0))))
-    (local.set $n (i32.const 32))
-    (if (i32.ge_s (local.get $a) (i32.const 0))
-      (then
-        (loop $skip
-          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-          (local.set $b (i32.add (local.get $b) (local.get $b)))
-          (br_if $skip (i32.ge_s (local.tee $a (i32.add (local.get $a) (local.get $a))) (i32.const 0))))))
-    (loop $next
-      (local.set $r (i32.add (i32.add (local.get $r) (local.get $r))
-                             (select (i32.lt_s (local.get $b) (i32.const 0)) (i32.const 0)
-                                     (i32.lt_s (local.get $a) (i32.const 0)))))
-      (local.set $a (i32.add (local.get $a) (local.get $a)))
-      (local.set $b (i32.add (local.get $b) (local.get $b)))
-      (br_if $next (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-    (local.get $r))
+    (block $b7
+      (block $b15
+        (block $b31
+          (br_if $b31 (i32.ge_u (local.get $a) (i32.const 0x10000)))
+          (if (i32.eqz (local.get $a)) (then (return (i32.const 0))))
+          local.get $a
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.set $a
+          local.get $b
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.set $b
+          (br_if $b15 (i32.ge_u (local.get $a) (i32.const 0x800000)))
+          local.get $a
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add  local.tee $a local.get $a i32.add
+          local.set $a
+          local.get $b
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add  local.tee $b local.get $b i32.add
+          local.set $b
+          (br $b7))
+        ;; bit 31, then 30..16
+        i32.const 0x80000000 i32.const 0
+        local.get $a i32.const 0 i32.lt_s local.get $b i32.const 0 i32.ge_s i32.gt_u select
+        i32.const 0x40000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x20000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x10000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x8000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x4000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x2000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x1000000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x800000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x400000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x200000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x100000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x80000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x40000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x20000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        i32.const 0x10000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+        local.set $r)
+      local.get $r
+      i32.const 0x8000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x4000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x2000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x1000 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x800 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x400 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x200 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      i32.const 0x100 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+      local.set $r)
+    local.get $r
+    i32.const 0x80 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x40 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x20 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x10 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x8 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x4 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x2 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add
+    i32.const 0x1 i32.const 0 local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s local.get $b local.get $b i32.add local.tee $b i32.const 0 i32.ge_s i32.gt_u select i32.add)
 
   ;; a | b = a + b - (a & b)
   (func $or (export "or") (param $a i32) (param $b i32) (result i32)
@@ -182,118 +410,9 @@
     (local.set $c (call $and (local.get $a) (local.get $b)))
     (i32.sub (i32.add (local.get $a) (local.get $b)) (i32.add (local.get $c) (local.get $c))))
 
-  ;; k << 27: k's low 5 bits (k mod 32) moved to the top, by 27 doublings
-  ;; (unrolled). ~90 steps.
-  (func $top5 (param $k i32) (result i32)
-    (local $t i32)
-    local.get $k
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-    local.tee $t local.get $t i32.add
-  )
-
-  ;; k mod 32: the top 5 bits of k << 27 read MSB first as 16, 8, 4, 2, 1.
-  ;; ~150 steps.
-  (func $low5 (param $k i32) (result i32)
-    (local $r i32)
-    (local.set $k (call $top5 (local.get $k)))
-    (local.set $r (select (i32.const 16) (i32.const 0) (i32.lt_s (local.get $k) (i32.const 0))))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (local.set $r (i32.add (local.get $r) (select (i32.const 8) (i32.const 0) (i32.lt_s (local.get $k) (i32.const 0)))))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (local.set $r (i32.add (local.get $r) (select (i32.const 4) (i32.const 0) (i32.lt_s (local.get $k) (i32.const 0)))))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (local.set $r (i32.add (local.get $r) (select (i32.const 2) (i32.const 0) (i32.lt_s (local.get $k) (i32.const 0)))))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (i32.add (local.get $r) (i32.lt_s (local.get $k) (i32.const 0))))
-
-  ;; a << (k mod 32): for each of k's low 5 bits, MSB first (16, 8, 4, 2, 1),
-  ;; double a that many times when the bit is set (unrolled). ~240 steps.
-  (func $shl (export "shl") (param $a i32) (param $k i32) (result i32)
-    (local $t i32)
-    (local.set $k (call $top5 (local.get $k)))
-    (if (i32.lt_s (local.get $k) (i32.const 0))
-      (then
-        local.get $a
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.set $a))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (if (i32.lt_s (local.get $k) (i32.const 0))
-      (then
-        local.get $a
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.set $a))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (if (i32.lt_s (local.get $k) (i32.const 0))
-      (then
-        local.get $a
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.set $a))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (if (i32.lt_s (local.get $k) (i32.const 0))
-      (then
-        local.get $a
-        local.tee $t local.get $t i32.add  local.tee $t local.get $t i32.add
-        local.set $a))
-    (local.set $k (i32.add (local.get $k) (local.get $k)))
-    (select (i32.add (local.get $a) (local.get $a)) (local.get $a) (i32.lt_s (local.get $k) (i32.const 0))))
-
-  ;; a >> (k mod 32) with the vacated bits filled from $r's start value
-  ;; (0: logical; -1 for negative a: arithmetic): read the top 32 - k bits of
-  ;; a into r, MSB first, r = 2r + bit. With k = 0 the 32 doublings shift the
-  ;; fill out entirely. ~700 steps.
-  (func $shr (param $a i32) (param $k i32) (param $r i32) (result i32)
-    (local.set $k (i32.sub (i32.const 32) (call $low5 (local.get $k))))
-    (loop $next
-      (local.set $r (i32.add (i32.add (local.get $r) (local.get $r))
-                             (i32.lt_s (local.get $a) (i32.const 0))))
-      (local.set $a (i32.add (local.get $a) (local.get $a)))
-      (br_if $next (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
-    (local.get $r))
-
-  (func $shr_u (export "shr_u") (param $a i32) (param $k i32) (result i32)
-    (call $shr (local.get $a) (local.get $k) (i32.const 0)))
-
-  (func $shr_s (export "shr_s") (param $a i32) (param $k i32) (result i32)
-    (call $shr (local.get $a) (local.get $k)
-               (i32.sub (i32.const 0) (i32.lt_s (local.get $a) (i32.const 0)))))
-
-  ;; rotl(a, k): k mod 32 single-bit rotations a = 2a + top bit. ~600 steps.
-  (func $rotl (export "rotl") (param $a i32) (param $k i32) (result i32)
-    (local.set $k (call $low5 (local.get $k)))
-    (block $done
-      (br_if $done (i32.eqz (local.get $k)))
-      (loop $next
-        (local.set $a (i32.add (i32.add (local.get $a) (local.get $a))
-                               (i32.lt_s (local.get $a) (i32.const 0))))
-        (br_if $next (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
-    (local.get $a))
-
-  ;; rotr(a, k) = rotl(a, -k): (32 - k mod 32) mod 32 = -k mod 32.
-  (func $rotr (export "rotr") (param $a i32) (param $k i32) (result i32)
-    (call $rotl (local.get $a) (i32.sub (i32.const 0) (local.get $k))))
+  ;; Shifts and rotates by a run-time count are not here: compile.py
+  ;; generates them per program (GENERATED), a dispatch on the count into
+  ;; lowering.py's constant expansions.
 
   ;; clz(a) = the number of p in 0..31 with a <u 2^p (a has fewer than p+1
   ;; significant bits), summed unrolled. ~135 steps.
@@ -343,15 +462,42 @@
         (br_if $next (local.tee $a (i32.add (local.get $a) (local.get $a))))))
     (local.get $n))
 
-  ;; popcnt(a): add up the top bit while doubling a, until a is 0. ~360 steps.
+  ;; popcnt(a): the top bit, then 31 times: double a and add its new top
+  ;; bit (the doubling folded into the test), unrolled. ~225 steps.
   (func $popcnt (export "popcnt") (param $a i32) (result i32)
-    (local $n i32)
-    (block $done
-      (br_if $done (i32.eqz (local.get $a)))
-      (loop $next
-        (local.set $n (i32.add (local.get $n) (i32.lt_s (local.get $a) (i32.const 0))))
-        (br_if $next (local.tee $a (i32.add (local.get $a) (local.get $a))))))
-    (local.get $n))
+    (if (i32.eqz (local.get $a)) (then (return (i32.const 0))))
+    local.get $a i32.const 0 i32.lt_s
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add
+    local.get $a local.get $a i32.add local.tee $a i32.const 0 i32.lt_s i32.add)
 
   ;; memory.grow(n): the old size in pages; -1 when the size would pass
   ;; $wasm_max (the module's maximum, else 65536 pages: WebAssembly fails the

@@ -51,8 +51,8 @@
   ;; a /u b, the remainder into ($rem, $lz); b = 0 traps div_zero.
   ;; * a and b below 2^32: the i32 $div_u.
   ;; * b below 2^31: long division in two words: a.hi / b by $div_u, then
-  ;;   (remainder, a.lo) / b by 32 restoring steps (r < b < 2^31, so 2r + 1
-  ;;   fits in a word). ~1,900 steps at worst.
+  ;;   (remainder, a.lo) / b by 32 restoring steps, unrolled (r < b < 2^31,
+  ;;   so 2r + 1 fits in a word). ~1,500 steps at worst.
   ;; * b at least 2^63: the quotient is 0 or 1.
   ;; * otherwise restoring division on pairs, MSB first: a's leading zeros
   ;;   skipped, and when b >= 2^32 the first 32 bits of a go into r at once
@@ -74,16 +74,135 @@
           (then
             (local.set $q (call $div_u (local.get $ahi) (local.get $blo)))
             (local.set $rlo (global.get $rem))
-            (local.set $n (i32.const 32))
-            (loop $next
-              (local.set $rlo (i32.add (i32.add (local.get $rlo) (local.get $rlo))
-                                       (i32.lt_s (local.get $alo) (i32.const 0))))
-              (local.set $alo (i32.add (local.get $alo) (local.get $alo)))
-              (if (i32.ge_u (local.get $rlo) (local.get $blo))
-                (then
-                  (local.set $rlo (i32.sub (local.get $rlo) (local.get $blo)))
-                  (local.set $alo (i32.add (local.get $alo) (i32.const 1)))))
-              (br_if $next (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+            ;; 32 restoring steps, unrolled (15 steps each, 8 more per quotient bit)
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
+            local.get $rlo local.get $rlo i32.add local.get $alo i32.const 0 i32.lt_s i32.add
+            local.get $alo local.get $alo i32.add local.set $alo
+            local.tee $rlo local.get $blo i32.ge_u
+            if local.get $rlo local.get $blo i32.sub local.set $rlo local.get $alo i32.const 1 i32.add local.set $alo end
             (global.set $rem (local.get $rlo))
             (global.set $lz (i32.const 0))
             (return (local.get $alo) (local.get $q))))))
