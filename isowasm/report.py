@@ -101,6 +101,7 @@ def render(results: Path = RESULTS) -> str:
         lines.append("")
 
     lines += _iso_section(results)
+    lines += _lowering_section(results)   # what the lowering costs (issue 13; ci/bench_lowering.py)
 
     engine = _load(results, "bench_engine.json")
     if engine:
@@ -542,3 +543,74 @@ def write(results: Path = RESULTS, out: Path = FINDINGS) -> Path:
     out.write_text(render(results), encoding="utf-8")
     write_plots(results, out.parent / "findings")
     return out
+
+
+# ---- the lowering's cost (issue 13; ci/bench_lowering.py) ----
+
+# The public transformer-vm's lowering against isowasm's on the same wasm
+# modules, as measured in issue 13 (reference executor steps); the project
+# does not carry the original's code, so these are the issue's figures.
+TVM_FIGURES = [
+    ("the original's sudoku.c, its puzzle", 214_617, 243_756, None),
+    ("the original's sudoku.c, a harder puzzle", 1_210_207, 1_602_421, None),
+    ("isowasm's sudoku.c (the issue's build)", 199_817, 210_732, None),
+    ("isowasm's sudoku example, -fno-jump-tables, its puzzle", 465_388, 527_516, ("sudoku", "-fno-jump-tables")),
+]
+
+
+def _lowering_section(results: Path) -> list[str]:
+    doc = _load(results, "bench_lowering.json")
+    if not doc or doc.get("kind") != "bench_lowering":
+        return []
+    lines = ["## What the lowering costs", "",
+             f"`ci/bench_lowering.py`, {_when(doc)}: machine steps on the reference executor. "
+             f"Per op, in a module of {doc.get('memory_pages', 160)} pages (as C programs), over every "
+             "pair of operand classes; the op's own steps (loading and dropping its operands "
+             "excluded), with both operands at run time and with a constant right operand (whose push "
+             "counts as the op's: an inline expansion often needs none).", ""]
+    ex = doc.get("examples") or []
+    base = doc.get("baseline") or {}
+    before = {(e["name"], e["module"]): e["steps"] for e in base.get("examples", [])}
+    if ex:
+        head = ["example", "module", "steps", "tokens", "instructions", "status"]
+        if before:
+            head += [f"steps at {base['commit'][:7]}", "now / then"]
+        rows = []
+        for e in ex:
+            row = [e["name"], e["module"], _num(e["steps"]), _num(e["tokens"]), _num(e["instructions"]),
+                   e["status"] + ("" if e.get("output_ok", True) else ", wrong output")]
+            if before:
+                b = before.get((e["name"], e["module"]))
+                row += ["-", "-"] if b is None else [_num(b), f"{e['steps'] / b:.2f}"]
+            rows.append(row)
+        lines += _table(head, rows)
+        if before:
+            lines.append(f"\nThe last two columns: the same modules (same clang) through the toolchain of commit "
+                         f"`{base['commit'][:12]}` (`--baseline {base['rev']}`), measured in the same run.")
+        lines.append("")
+    now = {(e["name"], e["module"]): e["steps"] for e in ex}
+    lines += ["Beside the public transformer-vm's lowering of the same modules (the issue's measurements; "
+              "the last column is this benchmark's):", ""]
+    rows = []
+    for what, theirs, ours_then, key in TVM_FIGURES:
+        cur = now.get(key) if key else None
+        rows.append([what, _num(theirs), _num(ours_then), f"{ours_then / theirs:.2f}",
+                     "-" if cur is None else _num(cur), "-" if cur is None else f"{cur / theirs:.2f}"])
+    lines += _table(["module, input", "transformer-vm", "isowasm (issue)", "× transformer-vm",
+                     "isowasm now", "× transformer-vm"], rows)
+    lines.append("")
+    ops = doc.get("ops") or []
+    if ops:
+        by: dict[str, dict] = {}
+        for r in ops:
+            by.setdefault(r["op"], {})[r["form"]] = r
+
+        def cell(r):
+            return "-" if r is None else f"{r['best']} / {r['median']} / {r['worst']}"
+        lines += ["Steps per op, best / median / worst over the operand classes:", ""]
+        lines += _table(["op", "run-time operands", "constant right operand", "worst (run time) on"],
+                        [[op, cell(f.get("runtime")), cell(f.get("const")),
+                          ", ".join(map(str, f["runtime"]["worst_operands"])) if f.get("runtime") else "-"]
+                         for op, f in by.items()])
+        lines.append("")
+    return lines
