@@ -171,6 +171,18 @@ def test_generator_is_deterministic():
     assert a == b
 
 
+def test_generator_examples_do_not_depend_on_the_modules_loaded():
+    """One seed, the same programs here (pytest, the whole suite's modules
+    loaded: Hypothesis would mine their constants) and in a bare process."""
+    import subprocess
+    import sys
+    from isowasm.fuzz.generators import examples
+    code = ("import sys; from isowasm.fuzz.generators import examples, render; "
+            "sys.stdout.write('\\n;;\\n'.join(render(m) for m in examples(3, 40)))")
+    bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert bare.stdout == "\n;;\n".join(render(m) for m in examples(3, 40))
+
+
 # ---------------------------------------------------------------------------
 # Power: a deliberately broken backend must be caught within the ci budget
 

@@ -23,6 +23,8 @@ and every op meets every operand class at least once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from isowasm.fuzz import generators as G
 
 INT_MIN, INT_MAX = -0x8000_0000, 0x7FFF_FFFF
@@ -64,31 +66,49 @@ def _binary(op: str) -> G.Module:
     return _module(tuple(body))
 
 
-def _loads(op: str) -> G.Module:
-    width = G.LOADS[op]
-    body = tuple(_out(G.Load(op, G.Const(a), off, 0xFFFF))
-                 for a in range(len(PATTERN) - width - 3) for off in (0, 3))
-    return _module(body, data=PATTERN)
+@dataclass(frozen=True)
+class _Width:
+    """What the access, global and select probes need of a value width."""
+    loads: dict          # load op -> bytes accessed
+    out: object          # the output statement of a value of this width
+    operands: tuple      # values stored and held in globals
+    data: bytes          # the data segment the loads read
+    word: int            # bytes of a value
+    stride: int          # bytes between the stored values' slots
+    read_back: int       # i32 words read back around each stored value
+    prefix: str          # of the globals' names
+    selects: tuple       # (a, b) pairs chosen between
 
 
-def _stores(op: str) -> G.Module:
+W32 = _Width(G.LOADS, _out, UNARY_OPERANDS, PATTERN, 4, 16, 3, "g", ((7, -7), (0, INT_MIN)))
+
+
+def _loads(op: str, w: _Width = W32) -> G.Module:
+    width = w.loads[op]
+    body = tuple(w.out(G.Load(op, G.Const(a), off, 0xFFFF))
+                 for a in range(len(w.data) - width - 3) for off in (0, 3))
+    return _module(body, data=w.data)
+
+
+def _stores(op: str, w: _Width = W32) -> G.Module:
+    """Each value stored at four alignments and two offsets, then every
+    word around it read back."""
     body = []
-    for i, v in enumerate(UNARY_OPERANDS):
-        base = 16 * i
+    for i, v in enumerate(w.operands):
+        base = w.stride * i
         for a in range(4):
-            body.append(G.Store(op, G.Const(base + a), 4 * (a & 1), 0xFFFF, G.Const(v)))
-        body += [_out(G.Load("i32.load", G.Const(base + 4 * j), 0, 0xFFFF)) for j in range(3)]
+            body.append(G.Store(op, G.Const(base + a), w.word * (a & 1), 0xFFFF, G.Const(v)))
+        body += [_out(G.Load("i32.load", G.Const(base + 4 * j), 0, 0xFFFF)) for j in range(w.read_back)]
     return _module(tuple(body))
 
 
-def _others() -> list[tuple[str, G.Module]]:
-    gl = tuple((f"g{i}", True, v) for i, v in enumerate(UNARY_OPERANDS[:8]))
-    globals_body = tuple(_out(G.GlobalGet(g[0])) for g in gl) + tuple(
-        s for i, g in enumerate(gl) for s in (G.SetGlobal(g[0], G.Const(UNARY_OPERANDS[-1 - i])),
-                                              _out(G.GlobalGet(g[0]))))
+def _others(w: _Width = W32) -> list[tuple[str, G.Module]]:
+    gl = tuple((f"{w.prefix}{i}", True, v) for i, v in enumerate(w.operands[:8]))
+    globals_body = tuple(w.out(G.GlobalGet(g[0])) for g in gl) + tuple(
+        s for i, g in enumerate(gl) for s in (G.SetGlobal(g[0], G.Const(w.operands[-1 - i])),
+                                              w.out(G.GlobalGet(g[0]))))
     conds = (0, 1, -1, INT_MIN, 2)
-    select_body = tuple(_out(G.Select(G.Const(a), G.Const(b), G.Const(c)))
-                        for a, b in ((7, -7), (0, INT_MIN)) for c in conds)
+    select_body = tuple(w.out(G.Select(G.Const(a), G.Const(b), G.Const(c))) for a, b in w.selects for c in conds)
     return [("global.get", _module(globals_body, globals_=gl)),
             ("select", _module(select_body))]
 
@@ -165,34 +185,8 @@ def _unary64(op: str) -> G.Module:
     return _module(tuple(out_(G.Unop(op, G.Const(v))) for v in vals))
 
 
-def _loads64(op: str) -> G.Module:
-    width = G.I64_LOADS[op]
-    data = PATTERN + PATTERN[::-1]
-    body = tuple(_out64(G.Load(op, G.Const(a), off, 0xFFFF))
-                 for a in range(len(data) - width - 3) for off in (0, 3))
-    return _module(body, data=data)
-
-
-def _stores64(op: str) -> G.Module:
-    body = []
-    for i, v in enumerate(UNARY_OPERANDS64):
-        base = 24 * i
-        for a in range(4):
-            body.append(G.Store(op, G.Const(base + a), 8 * (a & 1), 0xFFFF, G.Const(v)))
-        body += [_out(G.Load("i32.load", G.Const(base + 4 * j), 0, 0xFFFF)) for j in range(5)]
-    return _module(tuple(body))
-
-
-def _others64() -> list[tuple[str, G.Module]]:
-    gl = tuple((f"G{i}", True, v) for i, v in enumerate(UNARY_OPERANDS64[:8]))
-    globals_body = tuple(_out64(G.GlobalGet(g[0])) for g in gl) + tuple(
-        s for i, g in enumerate(gl) for s in (G.SetGlobal(g[0], G.Const(UNARY_OPERANDS64[-1 - i])),
-                                              _out64(G.GlobalGet(g[0]))))
-    conds = (0, 1, -1, INT_MIN, 2)
-    select_body = tuple(_out64(G.Select(G.Const(a), G.Const(b), G.Const(c)))
-                        for a, b in ((7, -7), (INT64_MIN, 1 << 32), (-1, 0)) for c in conds)
-    return [("global.get", _module(globals_body, globals_=gl)),
-            ("select", _module(select_body))]
+W64 = _Width(G.I64_LOADS, _out64, UNARY_OPERANDS64, PATTERN + PATTERN[::-1], 8, 24, 5, "G",
+             ((7, -7), (INT64_MIN, 1 << 32), (-1, 0)))
 
 
 def _traps64() -> list[tuple[str, G.Module]]:
@@ -226,9 +220,9 @@ def _probes64() -> list[tuple[str, G.Module]]:
     runs to name a wrong i64 op."""
     out = [(op, _binary64(op)) for op in G.I64_BINOPS + G.I64_CMPOPS + G.I64_DIVOPS]
     out += [(op, _unary64(op)) for op in G.I64_UNOPS + G.I64_TESTOPS + G.I64_CONVERT + G.I64_WRAP]
-    out += [(op, _loads64(op)) for op in G.I64_LOADS]
-    out += [(op, _stores64(op)) for op in G.I64_STORES]
-    out += _others64()
+    out += [(op, _loads(op, W64)) for op in G.I64_LOADS]
+    out += [(op, _stores(op, W64)) for op in G.I64_STORES]
+    out += _others(W64)
     return out + _traps64()
 
 
@@ -261,7 +255,7 @@ def _opening64() -> list[tuple[str, G.Module]]:
     for op in G.I64_BINOPS + G.I64_CMPOPS + G.I64_DIVOPS:
         value[op] = _binary64(op, OPENING_OPERANDS64, OPENING_RUNTIME64, OPENING_SHIFTS64)
     out = [(name, _merge([value[op] for op in ops])) for name, ops in _FAMILIES64]
-    others = _others64()
+    others = _others(W64)
     out.append(("i64:global.get+select", _merge([m for _, m in others])))
     traps = [(op, m) for op, m in per_op if m.may_trap]
 
