@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::model::{Kind, Model, DELTA, KEY_BITS, MISS};
+use crate::model::{HybridRows, Kind, Model, SpRows, DELTA, KEY_BITS, MISS};
 
 /// Positions must stay below this (positional byte features are 3 bytes; the
 /// `latest` heads' default beats an exact-match non-write only while
@@ -110,6 +110,120 @@ pub struct Session {
     uv: Vec<f64>,
 }
 
+/// A session that decodes token by token: `Session` (classified heads) and
+/// `generic::GSession` (hull heads), so that greedy generation and
+/// token-by-token verification are one loop (`generate`, `verify_tokens`).
+pub trait Decoder {
+    /// the forward pass of `tok` at the next position
+    fn feed(&mut self, tok: usize) -> R<()>;
+    /// (argmax, margin) of the last fed position; fills `logits`
+    fn argmax(&mut self) -> R<(usize, f64)>;
+    /// the logits `argmax` computed last
+    fn logits(&self) -> &[f64];
+    /// positions fed so far
+    fn pos(&self) -> usize;
+    /// token `t`'s text
+    fn token(&self, t: usize) -> &str;
+    /// residual stream value at `dim` of the last fed position
+    fn resid(&self, dim: usize) -> f64;
+}
+
+/// `impl Decoder` for a session type with the inherent `feed` and `argmax`
+/// and the fields `logits`, `pos`, `x` and `model.vocab` (both sessions have
+/// them), so that the impl is written once.
+macro_rules! impl_decoder {
+    ($t:ty) => {
+        impl $crate::engine::Decoder for $t {
+            fn feed(&mut self, tok: usize) -> Result<(), $crate::engine::EngineError> {
+                <$t>::feed(self, tok)
+            }
+            fn argmax(&mut self) -> Result<(usize, f64), $crate::engine::EngineError> {
+                <$t>::argmax(self)
+            }
+            fn logits(&self) -> &[f64] {
+                &self.logits
+            }
+            fn pos(&self) -> usize {
+                self.pos
+            }
+            fn token(&self, t: usize) -> &str {
+                &self.model.vocab[t]
+            }
+            fn resid(&self, dim: usize) -> f64 {
+                self.x[dim]
+            }
+        }
+    };
+}
+pub(crate) use impl_decoder;
+impl_decoder!(Session);
+
+/// Greedy generation: up to `max_tokens` tokens, stopping after a halt or
+/// trap token (not fed) or when `steps_left` step-ending tokens have been
+/// emitted. Returns whether a halt/trap ended it and the step-ending tokens
+/// emitted; the ids go to `out`, their text (if asked) to `text`.
+pub fn generate<D: Decoder>(
+    s: &mut D,
+    max_tokens: usize,
+    steps_left: u64,
+    flags: &[u8],
+    out: &mut Vec<u16>,
+    text: Option<&mut Vec<u8>>,
+) -> R<(bool, u64)> {
+    let mut steps = 0u64;
+    let mut text = text;
+    for _ in 0..max_tokens {
+        if steps >= steps_left {
+            break;
+        }
+        let (t, _) = s.argmax()?;
+        out.push(t as u16);
+        let f = flags[t];
+        if let Some(tx) = text.as_deref_mut() {
+            tx.extend_from_slice(s.token(t).as_bytes());
+            tx.push(if f & F_LINE_END != 0 { b'\n' } else { b' ' });
+        }
+        if f & F_STEP_END != 0 {
+            steps += 1;
+        }
+        if f & (F_HALT | F_TRAP) != 0 {
+            return Ok((true, steps));
+        }
+        s.feed(t)?;
+    }
+    Ok((false, steps))
+}
+
+/// (index among the checked tokens, position, expected, predicted, margin,
+/// expected token's logit, predicted token's logit)
+pub type SeqMismatch = (usize, usize, u16, usize, f64, f64, f64);
+
+/// Teacher-forced verification token by token (the generation path): feeds
+/// `prompt` into the fresh session `s`, then at every position from the
+/// prompt's last token on, the argmax must be the next `reference` token.
+/// Returns (tokens checked, first mismatch).
+pub fn verify_tokens<D: Decoder>(s: &mut D, prompt: &[u16], reference: &[u16]) -> R<(usize, Option<SeqMismatch>)> {
+    if prompt.is_empty() {
+        return fail("empty prompt".into());
+    }
+    for &t in prompt {
+        s.feed(t as usize)?;
+    }
+    let mut checked = 0;
+    for (i, &r) in reference.iter().enumerate() {
+        let (got, margin) = s.argmax()?;
+        checked += 1;
+        if got != r as usize {
+            let lg = s.logits();
+            return Ok((checked, Some((i, s.pos() - 1, r, got, margin, lg[r as usize], lg[got]))));
+        }
+        if i + 1 < reference.len() {
+            s.feed(r as usize)?;
+        }
+    }
+    Ok((checked, None))
+}
+
 /// What stops generation (per token class, from the Python side).
 pub const F_STEP_END: u8 = 1;
 pub const F_HALT: u8 = 2;
@@ -187,41 +301,6 @@ impl Session {
     /// Logits of the last fed position; returns (argmax, margin over the runner-up).
     pub fn argmax(&mut self) -> R<(usize, f64)> {
         argmax_row(&self.model, &self.x, &mut self.logits, self.pos.saturating_sub(1))
-    }
-
-    /// Greedy generation: up to `max_tokens` tokens, stopping after a halt or
-    /// trap token (not fed) or when `steps_left` step-ending tokens have been
-    /// emitted. Returns the emitted ids and whether a halt/trap ended it.
-    pub fn generate(
-        &mut self,
-        max_tokens: usize,
-        steps_left: u64,
-        flags: &[u8],
-        out: &mut Vec<u16>,
-        text: Option<&mut Vec<u8>>,
-    ) -> R<(bool, u64)> {
-        let mut steps = 0u64;
-        let mut text = text;
-        for _ in 0..max_tokens {
-            if steps >= steps_left {
-                break;
-            }
-            let (t, _) = self.argmax()?;
-            out.push(t as u16);
-            let f = flags[t];
-            if let Some(tx) = text.as_deref_mut() {
-                tx.extend_from_slice(self.model.vocab[t].as_bytes());
-                tx.push(if f & F_LINE_END != 0 { b'\n' } else { b' ' });
-            }
-            if f & F_STEP_END != 0 {
-                steps += 1;
-            }
-            if f & (F_HALT | F_TRAP) != 0 {
-                return Ok((true, steps));
-            }
-            self.feed(t)?;
-        }
-        Ok((false, steps))
     }
 
     /// What both verification forms require: a fresh session, a sequence
@@ -548,10 +627,6 @@ impl Session {
         result
     }
 
-    pub fn resid(&self, dim: usize) -> f64 {
-        self.x[dim]
-    }
-
     pub fn stats(&self) -> Vec<(String, usize, u64)> {
         let mut v = vec![];
         for (l, layer) in self.model.layers.iter().enumerate() {
@@ -874,16 +949,23 @@ pub type Mismatch = (usize, usize, f64, f64, f64);
 
 /// Logits of one final residual row; (argmax (first of equal maxima), margin over the runner-up).
 fn argmax_row(m: &Model, x: &[f64], logits: &mut [f64], p: usize) -> R<(usize, f64)> {
+    argmax_logits(&m.unembed_rows, x, logits, p)
+}
+
+/// `logits` = x · unembed (position `p`, for the error); (argmax (the first
+/// maximum, as torch.argmax, so token 0 when every logit is -inf), margin
+/// over the runner-up). A NaN logit is an error. Shared with `generic.rs`.
+pub fn argmax_logits(unembed_rows: &HybridRows, x: &[f64], logits: &mut [f64], p: usize) -> R<(usize, f64)> {
     let mut best = f64::NEG_INFINITY;
     let mut second = f64::NEG_INFINITY;
     let mut bi = usize::MAX;
     logits.iter_mut().for_each(|v| *v = 0.0);
-    m.unembed_rows.apply(x, logits);
+    unembed_rows.apply(x, logits);
     for (t, &s) in logits.iter().enumerate() {
         if s.is_nan() {
             return fail(format!("undefined logit for token {t} at position {p}"));
         }
-        if s > best {
+        if s > best || bi == usize::MAX {
             second = best;
             best = s;
             bi = t;
@@ -898,10 +980,24 @@ fn argmax_row(m: &Model, x: &[f64], logits: &mut [f64], p: usize) -> R<(usize, f
 /// The FFN of one residual row, added into `delta`: h = relu(x Wu) * (x Wv),
 /// delta += h Wo (NaN propagates through relu). `uv`: scratch of 2·f.
 fn ffn_delta(layer: &crate::model::Layer, x: &[f64], uv: &mut [f64], delta: &mut [f64]) {
-    let f = layer.f;
+    reglu_delta(layer.f, &layer.fug, &layer.active, &layer.fo, x, uv, delta);
+}
+
+/// `ffn_delta` on the FFN's parts, shared with `generic.rs` (whose layers
+/// are another type): `fug` = [W_u | W_v] by input row, `active` the neurons
+/// that can be nonzero, `fo` = W_o.
+pub fn reglu_delta(
+    f: usize,
+    fug: &HybridRows,
+    active: &[u32],
+    fo: &SpRows,
+    x: &[f64],
+    uv: &mut [f64],
+    delta: &mut [f64],
+) {
     uv[..2 * f].iter_mut().for_each(|v| *v = 0.0);
-    layer.fug.apply(x, uv);
-    for &j in &layer.active {
+    fug.apply(x, uv);
+    for &j in active {
         let j = j as usize;
         let u = uv[j];
         let hv = if u > 0.0 {
@@ -912,7 +1008,7 @@ fn ffn_delta(layer: &crate::model::Layer, x: &[f64], uv: &mut [f64], delta: &mut
             0.0
         };
         if hv != 0.0 {
-            layer.fo.scatter(j, hv, delta);
+            fo.scatter(j, hv, delta);
         }
     }
 }

@@ -10,6 +10,8 @@
 #![allow(clippy::type_complexity)]
 
 pub mod engine;
+pub mod generic;
+pub mod hull;
 pub mod model;
 #[cfg(feature = "python")]
 mod python;

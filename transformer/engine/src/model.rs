@@ -260,6 +260,18 @@ pub struct PosFeat {
     pub k: i64,
 }
 
+/// PosFeat.kind of a config.json pos_features kind name (both loaders).
+pub fn pos_kind(name: &str) -> Option<u8> {
+    Some(match name {
+        "pos" => 0,
+        "sq" => 1,
+        "lo" => 2,
+        "hi" => 3,
+        "byte" => 4,
+        _ => return None,
+    })
+}
+
 #[inline]
 pub fn posfeat(kind: u8, k: i64, p: i64) -> f64 {
     (match kind {
@@ -302,7 +314,7 @@ pub struct Model {
     pub config: Value,
 }
 
-fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f64>, String> {
+pub(crate) fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f64>, String> {
     let t = st.tensor(name).map_err(|e| format!("{name}: {e}"))?;
     if t.dtype() != Dtype::F64 {
         return Err(format!("{name}: dtype {:?}, expected F64", t.dtype()));
@@ -316,41 +328,142 @@ fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f64>, Str
         .collect())
 }
 
-fn cfg_usize(c: &Value, k: &str) -> Result<usize, String> {
+pub(crate) fn cfg_usize(c: &Value, k: &str) -> Result<usize, String> {
     c.get(k)
         .and_then(|v| v.as_u64())
         .map(|v| v as usize)
-        .ok_or_else(|| format!("config: missing {k}"))
+        .ok_or_else(|| format!("config.json: missing or non-integer {k}"))
+}
+
+pub(crate) fn read_config(dir: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| format!("config.json: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("config.json: {e}"))
+}
+
+/// What both loaders (`Model::load` here, `generic::GModel::load`) read the
+/// same way from config.json (transformer/MODEL_FORMAT.md): the shapes, the
+/// softmax scale and the vocabulary. Checks only one loader makes stay there.
+pub struct Config {
+    /// config.json as parsed, for the fields only one loader reads
+    pub json: Value,
+    pub d: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub dk: usize,
+    pub dv: usize,
+    pub f: usize,
+    pub nv: usize,
+    pub scale: f64,
+    pub vocab: Vec<String>,
+}
+
+impl Config {
+    /// Reads `dir`'s config.json and model.safetensors and hands both to
+    /// `build` (a callback because the tensors borrow the file's bytes).
+    pub fn load<T>(dir: &Path, build: impl FnOnce(Config, &SafeTensors) -> Result<T, String>) -> Result<T, String> {
+        let json = read_config(dir)?;
+        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| format!("model.safetensors: {e}"))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("model.safetensors: {e}"))?;
+        let cfg = Config::parse(json)?;
+        build(cfg, &st)
+    }
+
+    fn parse(json: Value) -> Result<Config, String> {
+        let d = cfg_usize(&json, "d_model")?;
+        let n_layers = cfg_usize(&json, "n_layers")?;
+        let n_heads = cfg_usize(&json, "n_heads")?;
+        let dk = cfg_usize(&json, "d_head_qk")?;
+        let dv = cfg_usize(&json, "d_head_v")?;
+        let f = cfg_usize(&json, "d_ffn")?;
+        let nv = cfg_usize(&json, "vocab_size")?;
+        let scale = json
+            .get("attn_scale")
+            .and_then(|v| v.as_f64())
+            .ok_or("config.json: missing attn_scale")?;
+        let vocab: Vec<String> = json
+            .get("vocab")
+            .and_then(|v| v.as_array())
+            .ok_or("config.json: missing vocab")?
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or("config.json: vocab entries must be strings")
+            })
+            .collect::<Result<_, _>>()?;
+        if vocab.len() != nv || nv > u16::MAX as usize {
+            return Err(format!(
+                "config.json: {} vocab entries for vocab_size {nv}",
+                vocab.len()
+            ));
+        }
+        Ok(Config {
+            json,
+            d,
+            n_layers,
+            n_heads,
+            dk,
+            dv,
+            f,
+            nv,
+            scale,
+            vocab,
+        })
+    }
+
+    /// (d_model, n_layers, n_heads, d_head_qk, d_head_v, d_ffn, vocab_size)
+    pub fn shape(&self) -> (usize, usize, usize, usize, usize, usize, usize) {
+        (self.d, self.n_layers, self.n_heads, self.dk, self.dv, self.f, self.nv)
+    }
+
+    /// head_names[layer][i] (empty where config.json has none)
+    pub fn head_names(&self) -> Vec<Vec<String>> {
+        self.json
+            .get("head_names")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|l| {
+                        l.as_array()
+                            .map(|x| x.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Layer `l`'s attention weights [W_q, W_k, W_v, W_o] (heads x d x dk, ..., heads x dv x d).
+    pub fn attn_tensors(&self, st: &SafeTensors, l: usize) -> Result<[Vec<f64>; 4], String> {
+        let (nh, d, dk, dv) = (self.n_heads, self.d, self.dk, self.dv);
+        Ok([
+            tensor(st, &format!("layers.{l}.attn.wq"), &[nh, d, dk])?,
+            tensor(st, &format!("layers.{l}.attn.wk"), &[nh, d, dk])?,
+            tensor(st, &format!("layers.{l}.attn.wv"), &[nh, d, dv])?,
+            tensor(st, &format!("layers.{l}.attn.wo"), &[nh, dv, d])?,
+        ])
+    }
+
+    /// Layer `l`'s FFN weights [W_u, W_v, W_o] (d x f, d x f, f x d).
+    pub fn ffn_tensors(&self, st: &SafeTensors, l: usize) -> Result<[Vec<f64>; 3], String> {
+        let (d, f) = (self.d, self.f);
+        Ok([
+            tensor(st, &format!("layers.{l}.ffn.wu"), &[d, f])?,
+            tensor(st, &format!("layers.{l}.ffn.wv"), &[d, f])?,
+            tensor(st, &format!("layers.{l}.ffn.wo"), &[f, d])?,
+        ])
+    }
 }
 
 impl Model {
     pub fn load(dir: &Path) -> Result<Model, String> {
-        let cfg_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| format!("config.json: {e}"))?;
-        let cfg: Value = serde_json::from_str(&cfg_text).map_err(|e| format!("config.json: {e}"))?;
-        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| format!("model.safetensors: {e}"))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("model.safetensors: {e}"))?;
-        let d = cfg_usize(&cfg, "d_model")?;
-        let nl = cfg_usize(&cfg, "n_layers")?;
-        let nh = cfg_usize(&cfg, "n_heads")?;
-        let dk = cfg_usize(&cfg, "d_head_qk")?;
-        let dv = cfg_usize(&cfg, "d_head_v")?;
-        let f = cfg_usize(&cfg, "d_ffn")?;
-        let nv = cfg_usize(&cfg, "vocab_size")?;
-        let one = cfg_usize(&cfg, "one_dim")?;
-        let scale = cfg
-            .get("attn_scale")
-            .and_then(|v| v.as_f64())
-            .ok_or("config: attn_scale")?;
-        let vocab: Vec<String> = cfg
-            .get("vocab")
-            .and_then(|v| v.as_array())
-            .ok_or("config: vocab")?
-            .iter()
-            .map(|t| t.as_str().unwrap_or("").to_string())
-            .collect();
-        if vocab.len() != nv || nv > u16::MAX as usize {
-            return Err("config: vocab size".into());
-        }
+        Config::load(dir, Model::build)
+    }
+
+    fn build(conf: Config, st: &SafeTensors) -> Result<Model, String> {
+        let (d, nl, nh, dk, dv, f, nv) = conf.shape();
+        let cfg = &conf.json;
+        let one = cfg_usize(cfg, "one_dim")?;
         let mut posf = vec![];
         for p in cfg
             .get("pos_features")
@@ -359,14 +472,8 @@ impl Model {
         {
             let a = p.as_array().ok_or("pos_features")?;
             let dim = a[0].as_u64().ok_or("pos_features dim")? as usize;
-            let kind = match a[1].as_str().ok_or("pos_features kind")? {
-                "pos" => 0,
-                "sq" => 1,
-                "lo" => 2,
-                "hi" => 3,
-                "byte" => 4,
-                other => return Err(format!("unknown positional feature {other}")),
-            };
+            let name = a[1].as_str().ok_or("pos_features kind")?;
+            let kind = pos_kind(name).ok_or_else(|| format!("unknown positional feature {name}"))?;
             let k = a[2].as_i64().ok_or("pos_features k")?;
             posf.push(PosFeat { dim, kind, k });
         }
@@ -383,7 +490,7 @@ impl Model {
             .ok_or("no position feature")?
             .dim;
         let sq_dim = posf.iter().find(|p| p.kind == 1).ok_or("no pos**2 feature")?.dim;
-        let embed = tensor(&st, "embed", &[nv, d])?;
+        let embed = tensor(st, "embed", &[nv, d])?;
         for t in 0..nv {
             if embed[t * d + one] != 1.0 {
                 return Err("embedding: the constant-one dimension is not 1".into());
@@ -394,29 +501,16 @@ impl Model {
                 }
             }
         }
-        let u = tensor(&st, "unembed", &[d, nv])?;
+        let u = tensor(st, "unembed", &[d, nv])?;
         let unembed = SpCols::build(d, nv, |r, c| u[r * nv + c]);
         let unembed_rows = HybridRows::build(d, nv, |r, c| u[r * nv + c]);
         if !unembed.check_rows(d) {
             return Err("unembed: row index out of range".into());
         }
-        let names: Vec<Vec<String>> = match cfg.get("head_names").and_then(|v| v.as_array()) {
-            Some(a) => a
-                .iter()
-                .map(|l| {
-                    l.as_array()
-                        .map(|x| x.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
-                })
-                .map(|x| x.unwrap_or_default())
-                .collect(),
-            None => vec![],
-        };
+        let names = conf.head_names();
         let mut layers = vec![];
         for l in 0..nl {
-            let wq = tensor(&st, &format!("layers.{l}.attn.wq"), &[nh, d, dk])?;
-            let wk = tensor(&st, &format!("layers.{l}.attn.wk"), &[nh, d, dk])?;
-            let wv = tensor(&st, &format!("layers.{l}.attn.wv"), &[nh, d, dv])?;
-            let wo = tensor(&st, &format!("layers.{l}.attn.wo"), &[nh, dv, d])?;
+            let [wq, wk, wv, wo] = conf.attn_tensors(st, l)?;
             let mut heads = vec![];
             for h in 0..nh {
                 let q = SpCols::build(d, dk, |r, c| wq[(h * d + r) * dk + c]);
@@ -433,9 +527,7 @@ impl Model {
                     .unwrap_or(format!("{l}.{h}"));
                 heads.push(analyse(name, l, q, k, v, o, one, pos_dim, sq_dim)?);
             }
-            let fu_ = tensor(&st, &format!("layers.{l}.ffn.wu"), &[d, f])?;
-            let fg_ = tensor(&st, &format!("layers.{l}.ffn.wv"), &[d, f])?;
-            let fo_ = tensor(&st, &format!("layers.{l}.ffn.wo"), &[f, d])?;
+            let [fu_, fg_, fo_] = conf.ffn_tensors(st, l)?;
             let fu = SpCols::build(d, f, |r, c| fu_[r * f + c]);
             let fg = SpCols::build(d, f, |r, c| fg_[r * f + c]);
             let fo = SpRows::build(f, d, |r, c| fo_[r * d + c]);
@@ -466,7 +558,7 @@ impl Model {
             d,
             dk,
             dv,
-            vocab,
+            vocab: conf.vocab,
             embed,
             unembed,
             unembed_rows,
@@ -476,8 +568,8 @@ impl Model {
             one,
             pos_dim,
             sq_dim,
-            scale,
-            config: cfg,
+            scale: conf.scale,
+            config: conf.json,
         })
     }
 

@@ -8,7 +8,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::engine::{EngineError, Session};
+use crate::engine::{generate, verify_tokens, Decoder, EngineError, SeqMismatch, Session};
+use crate::generic::{GModel, GSession};
 use crate::model::Model;
 
 impl From<EngineError> for PyErr {
@@ -17,62 +18,96 @@ impl From<EngineError> for PyErr {
     }
 }
 
-/// The loaded model (immutable; sessions share it).
+/// The loaded model (immutable; sessions share it): the construction's
+/// classified heads (`model.rs`), or the generic hull engine (`generic.rs`).
+enum Backend {
+    Classified(Arc<Model>),
+    Generic(Arc<GModel>),
+}
+
 #[pyclass(frozen, module = "isowasm_engine")]
 struct Engine {
-    model: Arc<Model>,
+    backend: Backend,
+    vocab: Vec<String>,
     index: HashMap<String, u16>,
 }
 
 #[pymethods]
 impl Engine {
+    /// `Engine(build_dir, generic=None)`: `generic=True` runs every head on
+    /// the generic 2-D hull path (heads must use <= 2 query/key dimensions),
+    /// `False` the construction's classified heads; `None` (the default)
+    /// chooses generic when config.json's d_head_qk is <= 2.
     #[new]
-    fn new(py: Python<'_>, build_dir: PathBuf) -> PyResult<Engine> {
-        let model = py
-            .allow_threads(|| Model::load(&build_dir))
-            .map_err(PyValueError::new_err)?;
-        let index = model
-            .vocab
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u16))
-            .collect();
-        Ok(Engine {
-            model: Arc::new(model),
-            index,
-        })
+    #[pyo3(signature = (build_dir, generic=None))]
+    fn new(py: Python<'_>, build_dir: PathBuf, generic: Option<bool>) -> PyResult<Engine> {
+        let use_generic = match generic {
+            Some(g) => g,
+            None => crate::generic::wants_generic(&build_dir).map_err(PyValueError::new_err)?,
+        };
+        let (backend, vocab) = if use_generic {
+            let m = py
+                .allow_threads(|| GModel::load(&build_dir))
+                .map_err(PyValueError::new_err)?;
+            let v = m.vocab.clone();
+            (Backend::Generic(Arc::new(m)), v)
+        } else {
+            let m = py
+                .allow_threads(|| Model::load(&build_dir))
+                .map_err(PyValueError::new_err)?;
+            let v = m.vocab.clone();
+            (Backend::Classified(Arc::new(m)), v)
+        };
+        let index = vocab.iter().enumerate().map(|(i, t)| (t.clone(), i as u16)).collect();
+        Ok(Engine { backend, vocab, index })
+    }
+
+    /// Whether this engine runs the generic hull path.
+    #[getter]
+    fn generic(&self) -> bool {
+        matches!(self.backend, Backend::Generic(_))
     }
 
     fn session(&self) -> PySession {
         PySession {
-            s: Session::new(self.model.clone()),
+            s: match &self.backend {
+                Backend::Classified(m) => AnySession::C(Session::new(m.clone())),
+                Backend::Generic(m) => AnySession::G(GSession::new(m.clone())),
+            },
         }
     }
 
-    /// [(layer, head name, kind, address components, values recomputed)]
+    /// [(layer, head name, kind, address components, values recomputed)];
+    /// on the generic path kind is "hull2d" and the count is the query/key
+    /// dimensions the head uses.
     fn heads(&self) -> Vec<(usize, String, String, usize, bool)> {
-        self.model.describe()
+        match &self.backend {
+            Backend::Classified(m) => m.describe(),
+            Backend::Generic(m) => m.describe(),
+        }
     }
 
     fn vocab(&self) -> Vec<String> {
-        self.model.vocab.clone()
+        self.vocab.clone()
     }
 
     /// Nonzero weights per matrix family: {"attn": n, "ffn": n, "unembed": n}.
     fn nnz(&self) -> HashMap<String, usize> {
-        let mut a = 0;
-        let mut f = 0;
-        for l in &self.model.layers {
-            for h in &l.heads {
-                a += h.q.nnz() + h.k.nnz() + h.v.nnz() + h.o.nnz();
+        let (a, f, u) = match &self.backend {
+            Backend::Classified(model) => {
+                let mut a = 0;
+                let mut f = 0;
+                for l in &model.layers {
+                    for h in &l.heads {
+                        a += h.q.nnz() + h.k.nnz() + h.v.nnz() + h.o.nnz();
+                    }
+                    f += l.fu.nnz() + l.fg.nnz() + l.fo.nnz();
+                }
+                (a, f, model.unembed.nnz())
             }
-            f += l.fu.nnz() + l.fg.nnz() + l.fo.nnz();
-        }
-        HashMap::from([
-            ("attn".into(), a),
-            ("ffn".into(), f),
-            ("unembed".into(), self.model.unembed.nnz()),
-        ])
+            Backend::Generic(m) => m.nnz(),
+        };
+        HashMap::from([("attn".into(), a), ("ffn".into(), f), ("unembed".into(), u)])
     }
 
     /// Teacher-forced verification: feeds `prompt` then `reference` (token
@@ -82,6 +117,7 @@ impl Engine {
     /// batches (all positions of a chunk through a layer together); n >= 2 =
     /// the layers pipelined over n threads.
     /// `cuts`: the pipeline's stage boundaries (layer indices), default: balanced by weight counts.
+    /// The generic path always runs token by token (`threads` is ignored).
     #[pyo3(signature = (prompt, reference, threads=2, cuts=None))]
     fn verify_ids<'py>(
         &self,
@@ -91,9 +127,23 @@ impl Engine {
         threads: usize,
         cuts: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let model = self.model.clone();
         let t0 = std::time::Instant::now();
-        let res = py.allow_threads(move || verify_impl(model, &prompt, &reference, threads, cuts));
+        let (res, threads) = match &self.backend {
+            Backend::Classified(m) => {
+                let model = m.clone();
+                (
+                    py.allow_threads(move || verify_impl(model, &prompt, &reference, threads, cuts)),
+                    threads,
+                )
+            }
+            Backend::Generic(m) => {
+                let model = m.clone();
+                (
+                    py.allow_threads(move || verify_tokens(&mut GSession::new(model), &prompt, &reference)),
+                    0,
+                )
+            }
+        };
         let secs = t0.elapsed().as_secs_f64();
         let d = PyDict::new(py);
         let (checked, mismatch) = res?;
@@ -107,8 +157,8 @@ impl Engine {
                 let m = PyDict::new(py);
                 m.set_item("index", i)?;
                 m.set_item("position", pos)?;
-                m.set_item("expected", &self.model.vocab[exp as usize])?;
-                m.set_item("predicted", &self.model.vocab[got])?;
+                m.set_item("expected", &self.vocab[exp as usize])?;
+                m.set_item("predicted", &self.vocab[got])?;
                 m.set_item("margin", margin)?;
                 m.set_item("expected_logit", exp_logit)?;
                 m.set_item("predicted_logit", got_logit)?;
@@ -154,40 +204,21 @@ impl Engine {
     }
 }
 
-type Mismatch = (usize, usize, u16, usize, f64, f64, f64);
-
 fn verify_impl(
     model: Arc<Model>,
     prompt: &[u16],
     reference: &[u16],
     threads: usize,
     cuts: Option<Vec<usize>>,
-) -> Result<(usize, Option<Mismatch>), EngineError> {
-    let mut s = Session::new(model);
+) -> Result<(usize, Option<SeqMismatch>), EngineError> {
+    if threads == 0 {
+        // sequential: the same path as generation
+        return verify_tokens(&mut Session::new(model), prompt, reference);
+    }
     if prompt.is_empty() {
         return Err(EngineError("empty prompt".into()));
     }
-    if threads == 0 {
-        // sequential: the same path as generation
-        for &t in prompt {
-            s.feed(t as usize)?;
-        }
-        let mut checked = 0;
-        for (i, &r) in reference.iter().enumerate() {
-            let (got, margin) = s.argmax()?;
-            checked += 1;
-            if got != r as usize {
-                return Ok((
-                    checked,
-                    Some((i, s.pos - 1, r, got, margin, s.logits[r as usize], s.logits[got])),
-                ));
-            }
-            if i + 1 < reference.len() {
-                s.feed(r as usize)?;
-            }
-        }
-        return Ok((checked, None));
-    }
+    let mut s = Session::new(model);
     let mut seq = prompt.to_vec();
     seq.extend_from_slice(reference);
     let base = prompt.len() - 1;
@@ -202,9 +233,14 @@ fn verify_impl(
     ))
 }
 
+enum AnySession {
+    C(Session),
+    G(GSession),
+}
+
 #[pyclass(module = "isowasm_engine", name = "Session")]
 struct PySession {
-    s: Session,
+    s: AnySession,
 }
 
 #[pymethods]
@@ -214,7 +250,10 @@ impl PySession {
         let s = &mut self.s;
         py.allow_threads(|| {
             for t in ids {
-                s.feed(t as usize)?;
+                match s {
+                    AnySession::C(s) => s.feed(t as usize)?,
+                    AnySession::G(s) => s.feed(t as usize)?,
+                }
             }
             Ok::<(), EngineError>(())
         })?;
@@ -223,7 +262,24 @@ impl PySession {
 
     /// The argmax of the last position's logits.
     fn next_token(&mut self) -> PyResult<usize> {
-        Ok(self.s.argmax()?.0)
+        Ok(match &mut self.s {
+            AnySession::C(s) => s.argmax()?.0,
+            AnySession::G(s) => s.argmax()?.0,
+        })
+    }
+
+    /// The last position's logits.
+    fn logits(&mut self) -> PyResult<Vec<f64>> {
+        Ok(match &mut self.s {
+            AnySession::C(s) => {
+                s.argmax()?;
+                s.logits.clone()
+            }
+            AnySession::G(s) => {
+                s.argmax()?;
+                s.logits.clone()
+            }
+        })
     }
 
     /// Generate up to `max_tokens` tokens (see engine.rs `generate`); `flags`:
@@ -239,20 +295,22 @@ impl PySession {
         flags: Vec<u8>,
         text: bool,
     ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, bool, u64)> {
-        if flags.len() != self.s.model.vocab.len() {
+        let nv = match &self.s {
+            AnySession::C(s) => s.model.vocab.len(),
+            AnySession::G(s) => s.model.vocab.len(),
+        };
+        if flags.len() != nv {
             return Err(PyValueError::new_err("flags: one byte per token"));
         }
         let s = &mut self.s;
         let mut out = Vec::with_capacity(max_tokens.min(1 << 20));
         let mut tx = Vec::new();
         let (stopped, steps) = py.allow_threads(|| {
-            s.generate(
-                max_tokens,
-                steps_left,
-                &flags,
-                &mut out,
-                if text { Some(&mut tx) } else { None },
-            )
+            let txo = if text { Some(&mut tx) } else { None };
+            match s {
+                AnySession::C(s) => generate(s, max_tokens, steps_left, &flags, &mut out, txo),
+                AnySession::G(s) => generate(s, max_tokens, steps_left, &flags, &mut out, txo),
+            }
         })?;
         let bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
         let tx = if text { Some(PyBytes::new(py, &tx)) } else { None };
@@ -261,17 +319,35 @@ impl PySession {
 
     /// Residual stream value at `dim` of the last position.
     fn resid(&self, dim: usize) -> f64 {
-        self.s.resid(dim)
+        match &self.s {
+            AnySession::C(s) => s.resid(dim),
+            AnySession::G(s) => s.resid(dim),
+        }
+    }
+
+    /// The last position's whole residual stream.
+    fn residual(&self) -> Vec<f64> {
+        match &self.s {
+            AnySession::C(s) => s.x.clone(),
+            AnySession::G(s) => s.x.clone(),
+        }
     }
 
     #[getter]
     fn position(&self) -> usize {
-        self.s.pos
+        match &self.s {
+            AnySession::C(s) => s.pos,
+            AnySession::G(s) => s.pos,
+        }
     }
 
-    /// Per head: [(head name, cache entries, queries answered by the exact fallback)]
+    /// Per head: [(head name, cache entries, queries answered by the exact fallback)];
+    /// on the generic path (head name, hull corners, near-tie checks that scanned every key).
     fn stats(&self) -> Vec<(String, usize, u64)> {
-        self.s.stats()
+        match &self.s {
+            AnySession::C(s) => s.stats(),
+            AnySession::G(s) => s.stats(),
+        }
     }
 }
 
@@ -286,13 +362,75 @@ fn verify<'py>(
     build_dir: PathBuf,
     threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let e = Engine::new(py, build_dir)?;
+    let e = Engine::new(py, build_dir, None)?;
     e.verify(py, program_text, reference_trace_text, threads)
+}
+
+/// `hull_bench(n, shape="parabola", queries=100000, seed=1)`: inserts n
+/// keys into one `hull::Hull2` (dv = 1) in random order, then answers
+/// `queries` random directions; returns (ns per insert, ns per query, hull
+/// corners). shape: "parabola" (keys (2a, -a^2), all on the hull: the worst
+/// case for its size), "disk" (uniform in a square: a small hull), "line"
+/// (collinear keys with duplicates).
+#[pyfunction]
+#[pyo3(signature = (n, shape="parabola", queries=100000, seed=1))]
+fn hull_bench(py: Python<'_>, n: usize, shape: &str, queries: usize, seed: u64) -> PyResult<(f64, f64, usize)> {
+    let shape = shape.to_string();
+    py.allow_threads(move || {
+        let mut st = seed.max(1);
+        let mut rnd = move || {
+            st ^= st >> 12;
+            st ^= st << 25;
+            st ^= st >> 27;
+            st.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut keys: Vec<(f64, f64)> = (0..n)
+            .map(|i| match shape.as_str() {
+                "parabola" => {
+                    let a = i as f64;
+                    (2.0 * a, -a * a)
+                }
+                "disk" => ((rnd() >> 11) as f64 / 9.0e15, (rnd() >> 11) as f64 / 9.0e15),
+                _ => {
+                    let t = (rnd() % (n as u64 / 2 + 1)) as f64;
+                    (t, 3.0 * t - 7.0)
+                }
+            })
+            .collect();
+        for i in (1..keys.len()).rev() {
+            let j = (rnd() % (i as u64 + 1)) as usize;
+            keys.swap(i, j);
+        }
+        let qs: Vec<(f64, f64)> = (0..queries)
+            .map(|_| {
+                let a = (rnd() >> 11) as f64 / 9.0e15 - 0.5;
+                let b = (rnd() >> 11) as f64 / 9.0e15 - 0.5;
+                (a, b)
+            })
+            .collect();
+        let mut h = crate::hull::Hull2::new(1);
+        let t0 = std::time::Instant::now();
+        for (i, &k) in keys.iter().enumerate() {
+            h.insert(k, &[i as f64]).map_err(PyValueError::new_err)?;
+        }
+        let ti = t0.elapsed().as_secs_f64() * 1e9 / n.max(1) as f64;
+        let mut out = [0.0];
+        let mut acc = 0u64;
+        let t1 = std::time::Instant::now();
+        for &q in &qs {
+            acc += h.query(q, &mut out).map_err(PyValueError::new_err)?.count;
+        }
+        let tq = t1.elapsed().as_secs_f64() * 1e9 / queries.max(1) as f64;
+        std::hint::black_box(acc);
+        let (a, b) = h.corners();
+        Ok((ti, tq, a + b))
+    })
 }
 
 #[pymodule]
 fn isowasm_engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(hull_bench, m)?)?;
     m.add_class::<Engine>()?;
     m.add_class::<PySession>()?;
     m.add("MAX_POSITIONS", crate::engine::MAX_POS)?;
