@@ -52,6 +52,27 @@ class LeUEqualBackend(ReferenceBackend):
         return res
 
 
+class LeakyBackend(ReferenceBackend):
+    """A backend that carries state from one run to the next in its
+    instance (as a memory pool re-zeroed only in part would): from its
+    second run on, the first output byte is off by one. A new instance's
+    first run is right."""
+
+    name = "leaky"
+
+    def __init__(self):
+        super().__init__()
+        self.runs = 0
+
+    def run(self, case: Case, *, max_steps: int, trace: str = "none", progress=None):
+        res = run_reference(case.program, max_steps=max_steps, trace=trace, progress=progress)
+        res.backend = self.name
+        self.runs += 1
+        if self.runs > 1 and res.output:
+            res.output = bytes([(res.output[0] + 1) & 0xFF]) + res.output[1:]
+        return res
+
+
 def _campaign(tmp: Path, *args: str, env: dict | None = None) -> int:
     from isowasm.fuzz import cli_fuzz
 
@@ -118,6 +139,21 @@ def test_injected_bug_is_found_shrunk_and_becomes_a_failing_regression(tmp_path)
     assert bad.divergence is not None and bad.divergence.instruction.startswith("i32.le_u")
     good = run_regression(cc, ref, get=get)
     assert good.ok, good.report()
+
+
+def test_state_carried_between_runs_is_named_as_such(tmp_path):
+    """A backend whose reused instance computes a later program differently
+    than a new instance: the campaign names the carried state (and the
+    programs it followed), not a wrong op."""
+    rc = _campaign(tmp_path, "--time", "60s", "--programs", "24", "--workers", "1", "--seed", "0",
+                   "--no-probes", "--backends", "reference,wasmtime,leaky",
+                   env={"ISOWASM_PLUGINS": "leaky=conformance.test_fuzz:LeakyBackend"})
+    doc = json.loads((tmp_path / "fuzz.json").read_text())
+    assert rc == 1
+    assert [f["signature"] for f in doc["findings"]] == ["carried-state:leaky"], doc["findings"]
+    f = doc["findings"][0]
+    assert f["kind"] == "carried-state" and f["backend"] == "leaky"
+    assert "through the same instance" in f["report"] and "output: reused instance" in f["report"], f["report"]
 
 
 def test_op_probes_open_the_campaign_and_shrink_to_the_op(tmp_path):

@@ -28,6 +28,12 @@ selected backend → compare. The comparison is tiered for throughput:
    With `--reference-every K` it runs on one program in K at all (the
    others are judged by the two fast ports' agreement and wasmtime): the
    reference then samples, and confirm still runs it on every suspect.
+   Workers keep their backend instances for the whole campaign, so each
+   chunk's last program (within ~3 % of the run time) and every program
+   that fails the screen run again on *new* instances of the machine
+   backends: a backend whose two runs differ carries state from one run to
+   the next, filed as `carried-state:<backend>` (with the programs it
+   followed); a divergence the new instances do not repeat goes no further.
 2. *confirm*: a program that fails the screen is run again through
    `isowasm.runner.compare_case(..., trace="text")` with every backend, the
    reference tracing; its verdict and report are authoritative.
@@ -403,12 +409,26 @@ class Worker:
         divergent = 0
         confirmed_ok = 0
         complete = True
+        if items and T["fresh"] <= self.FRESH_SHARE * sum(v for n, v in T.items() if n.startswith("run:")):
+            # the chunk's last program, which ran after all the others
+            k, _, wat, case = items[-1]
+            recs, _ = self._fresh_check(k, ks[0], wat, case, per[-1])
+            found += recs
+            divergent += len(recs)
         for (k, m, wat, case), res in zip(items, per):
             t0 = time.perf_counter()
             ok = self.screen(res)
             T["screen"] += time.perf_counter() - t0
             if ok:
                 continue
+            # a divergence that a fresh instance does not repeat is state
+            # carried from the chunk's earlier programs, not the program's
+            recs, fresh = self._fresh_check(k, ks[0], wat, case, res)
+            if recs:
+                found += recs
+                divergent += 1
+                if self.screen(fresh):
+                    continue
             t0 = time.perf_counter()
             try:
                 cmp = self.confirm(case)
@@ -431,6 +451,47 @@ class Worker:
         mc, self.machine_cov = dict(self.machine_cov), Counter()
         return {"programs": len(ks), "ops": dict(ops), "divergent": divergent + rejected,
                 "screen_only": confirmed_ok, "found": found, "complete": complete, "machine_cov": mc}
+
+    # -- state carried between runs ------------------------------------------
+
+    FRESH_SHARE = 0.03   # the periodic fresh-instance runs' share of the run time
+
+    def _fresh_check(self, k: int, first: int, wat: str, case, res: dict) -> tuple[list[dict], dict]:
+        """Program k again on a new instance of every machine backend that
+        ran it (the worker's instances ran programs first..k-1 before it):
+        (a carried-state finding per backend whose runs differ, `res` with
+        the fresh runs in place of those)."""
+        from isowasm.backends import get_backend
+        from isowasm.backends.reference import ReferenceBackend
+        from isowasm.fuzz.oracles import carried_state_finding, instance_difference
+        from isowasm.spec.result import RunResult
+
+        t0 = time.perf_counter()
+        recs, fixed = [], dict(res)
+        for name, b in self.by_name.items():
+            # the built-in reference executor makes a new machine for every run
+            if not self.traces[name] or type(b) is ReferenceBackend or not isinstance(res.get(name), RunResult):
+                continue
+            fresh = get_backend(name)
+            fresh.name = name
+            try:
+                r = self._run1(fresh, case)
+            finally:
+                try:
+                    fresh.close()
+                except Exception:   # noqa: BLE001
+                    pass
+            if not isinstance(r, RunResult):
+                continue
+            diff = instance_difference(res[name], r)
+            if diff is not None:
+                fixed[name] = r
+                s = carried_state_finding(name, k, first, diff)
+                f = {**s, "seed": self.seed, "index": k, "first_index": first, "wat": wat,
+                     "report": s["detail"], "shrunk": True, "lines_before": wat.count("\n")}
+                recs.append(self._record(f, None, None))
+        self.timings["fresh"] += time.perf_counter() - t0
+        return recs, fixed
 
     # -- findings ------------------------------------------------------------
 

@@ -200,3 +200,38 @@ def mark_oracle_disagreement(cmp, oracles: list[str], order: list[str], traces: 
     cmp.problems.insert(0, f"oracle disagreement ({dis['op']}; suspect {dis['backend']}): {dis['detail']}")
     cmp.failed |= set(dis["suspects"] or [o for o in oracles if o in cmp.results])
     return dis
+
+
+# ---- state carried between runs (issue 15) ----
+#
+# A campaign's workers keep one instance of each backend for all their
+# programs (and the ports run whole chunks in one batch), so a backend that
+# leaves state to the next run (memory a pool re-zeroes only in part, a
+# frame or stack not reset) computes a later program differently than a
+# fresh instance would. The campaign runs programs again on new instances
+# and compares each backend with itself.
+
+_INSTANCE_ASPECTS = ("status", "trap", "steps", "tokens", "output", "digest")
+
+
+def instance_difference(reused, fresh) -> str | None:
+    """How a reused instance's run differs from a fresh instance's run of
+    the same program (`aspect: reused X, fresh Y`), or None."""
+    from isowasm.runner import show_bytes
+
+    for what in _INSTANCE_ASPECTS:
+        a, b = getattr(reused, what, None), getattr(fresh, what, None)
+        if a is not None and b is not None and a != b:
+            if what == "output":
+                a, b = show_bytes(a), show_bytes(b)
+            return f"{what}: reused instance {a}, fresh instance {b}"
+    return None
+
+
+def carried_state_finding(name: str, k: int, first: int, difference: str) -> dict:
+    """The signature fields of a backend that computes program k
+    differently after programs first..k-1 than a new instance does."""
+    after = f"after programs {first}..{k - 1} through the same instance" if k > first else \
+        "as the first program of its instance"
+    return {"signature": f"carried-state:{name}", "kind": "carried-state", "op": "state", "backend": name,
+            "detail": f"program {k}, run {after}, and on a new instance: {difference}"}
