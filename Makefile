@@ -8,7 +8,7 @@ JOBS ?= 2
 # CI sets these so a port that failed to build fails the run, not a skip.
 REQUIRE ?= reference,wasmtime,wasmi,rust,ocaml,transformer
 
-.PHONY: setup system-deps python-deps rust fuzz-native ocaml engine verify unit-tests test test-slow findings clean
+.PHONY: setup system-deps python-deps rust fuzz-native ocaml engine verify unit-tests test test-slow mutation findings clean
 
 setup: system-deps python-deps rust fuzz-native ocaml engine
 
@@ -62,6 +62,15 @@ test: setup unit-tests
 
 test-slow: setup
 	ISOWASM_REQUIRE_BACKENDS=$(REQUIRE) $(PYTHON) -m pytest conformance/ -n $(JOBS) -q -m "slow and not heavy"
+
+# Mutation testing (ci/mutation.py): each component's mutants against its
+# fast tests, results/mutation/*.json for `isowasm report`. cargo-mutants
+# (crates.io) lists the Rust mutants. MUTATION_ARGS, e.g.
+# `--component reference,ocaml-port --max-mutants 100 --time-box 20m`.
+MUTATION_ARGS ?= --max-mutants 100 --time-box 20m
+mutation: setup
+	@command -v cargo-mutants >/dev/null || cargo install -q cargo-mutants --locked
+	$(PYTHON) ci/mutation.py $(MUTATION_ARGS)
 
 # The repository's recorded figures (findings/results/*.json, written there by
 # a measuring command given --json findings/results/NAME.json) rendered into

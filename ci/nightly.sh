@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The nightly run: a differential fuzzing campaign (isowasm/fuzz.py) for
 # ${FUZZ_TIME:-1h}, the regression cases it (and earlier nights) wrote, the
-# `slow` test suite, then `isowasm report` (FINDINGS.md from results/*.json).
+# `slow` test suite, mutation testing (ci/mutation.py), then `isowasm report`
+# (FINDINGS.md from results/*.json and results/mutation/*.json).
 #
 # Environment (all optional):
 #   FUZZ_TIME      campaign length: 8h, 30m, 90s ...        (default 1h)
@@ -15,6 +16,10 @@
 #   FUZZ_OUT       campaign state; a rerun with the same seed resumes it
 #                                                           (default results/fuzz/seed-$FUZZ_SEED)
 #   JOBS           pytest-xdist workers for the slow suite  (default 2)
+#   MUTATION_SKIP  set: no mutation testing here (the workflow's matrix jobs ran it)
+#   MUTATION_TIME  time box per component for ci/mutation.py (default 10m; six components)
+#   MUTATION_MAX   seeded sample of mutants per component, seed $FUZZ_SEED (default 200)
+#   MUTATION_COMPONENTS  comma-separated components          (default: all)
 #   ISOWASM_TORCH_MAX_TOKENS  longest trace the heavy tests give transformer-torch,
 #                  whose dense attention costs O(n) a token (default 40000 here)
 #
@@ -53,6 +58,11 @@ backends=()
   --reference-trace "${FUZZ_REFERENCE_TRACE:-1}" "${backends[@]}"
 step regressions $PYTHON -m pytest conformance/test_regressions.py -q -n "$JOBS"
 step slow $PYTHON -m pytest conformance/ -n "$JOBS" -q -m slow
+# Mutation testing (ci/mutation.py): a fresh seeded sample of each component's
+# mutants every night; results/mutation/*.json, rendered by the report.
+[ -n "${MUTATION_SKIP:-}" ] || step mutation $PYTHON ci/mutation.py --time-box "${MUTATION_TIME:-10m}" \
+  --max-mutants "${MUTATION_MAX:-200}" --seed "$FUZZ_SEED" --out results/mutation \
+  ${MUTATION_COMPONENTS:+--component "$MUTATION_COMPONENTS"}
 step report $PYTHON -m isowasm.cli report --out results/FINDINGS.md
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -165,6 +165,79 @@ def test_refuses_weights_without_the_structure(eng, tmp_path):
             isowasm_engine.Engine(str(d))
 
 
+def _weights():
+    from safetensors.numpy import load_file
+    from isowasm.transformer.build import BUILD_DIR
+    return BUILD_DIR, load_file(str(BUILD_DIR / "model.safetensors"))
+
+
+def test_rescaled_values_give_the_same_trace(eng, tmp_path):
+    """Every head's value weights doubled and its output weights halved: the
+    same function (exact in float64), weights of another scale. The engine
+    must apply the value weights as weights (not assume they are 1): the
+    traces stay byte-identical on every verify path."""
+    import isowasm_engine
+    from safetensors.numpy import save_file
+    from isowasm.spec.program import format_program
+    build, w = _weights()
+    t = {k: v.copy() for k, v in w.items()}
+    scaled = 0
+    for name in t:
+        if name.endswith(".attn.wv"):
+            wo = t[name[:-2] + "wo"]
+            for h in range(t[name].shape[0]):
+                if t[name][h].any() and wo[h].any():
+                    t[name][h] *= 2.0
+                    wo[h] *= 0.5
+                    scaled += 1
+    assert scaled == len(eng.engine.heads())
+    shutil.copy(build / "config.json", tmp_path / "config.json")
+    save_file(t, str(tmp_path / "model.safetensors"))
+    e2 = isowasm_engine.Engine(str(tmp_path))
+    assert [k for _, _, k, _, _ in e2.heads()] == [k for _, _, k, _, _ in eng.engine.heads()]
+    for name in ("hello", "matching"):
+        ex, case = _example(name)
+        ref = run_reference(case.program, trace="text", max_steps=ex.max_steps)
+        for threads in (0, 1, 2):
+            v = e2.verify(format_program(case.program), ref.trace, threads=threads)
+            assert v["ok"], (name, threads, v["first_mismatch"])
+            assert v["checked"] == ref.tokens - len(case.program.input) - 2
+
+
+def test_nonzero_counts_are_the_weights(eng):
+    """Engine.nnz() (model info's sparsity figures) counts exactly the
+    nonzero entries of each matrix family in the safetensors file."""
+    import numpy as np
+    _, w = _weights()
+    want = {"attn": 0, "ffn": 0, "unembed": int(np.count_nonzero(w["unembed"]))}
+    for name, v in w.items():
+        fam = "attn" if ".attn." in name else "ffn" if ".ffn." in name else None
+        if fam:
+            want[fam] += int(np.count_nonzero(v))
+    assert eng.engine.nnz() == want
+
+
+def test_session_stats_name_every_head(eng):
+    """Session.stats(): one row per head, in the model's order, with the
+    cache entries a run left."""
+    from isowasm.spec.program import format_program
+    ex, case = _example("fibonacci")
+    s = eng.engine.session()
+    vocab = {t: i for i, t in enumerate(eng.engine.vocab())}
+    ref = run_reference(case.program, trace="text", max_steps=400)
+    text = format_program(case.program) + " " + ref.trace.split("\n", 1)[1]
+    s.feed([vocab[t] for t in text.split()])
+    rows = s.stats()
+    heads = eng.engine.heads()
+    assert [r[0] for r in rows] == [h[1] for h in heads]
+    st = {name: entries for name, entries, _ in rows}
+    # fibonacci's run writes its stack, frame, locals and memory; the three
+    # fetch heads key the same program tokens
+    for name in ("stack0", "stack1", "stack2", "stack3", "frame", "local", "mem_store", "fetch0"):
+        assert st[name] > 0, (name, rows)
+    assert st["fetch0"] == st["fetch"] == st["fetch_prev"]
+
+
 def test_unbuilt_engine_is_unavailable(monkeypatch):
     import sys
     import isowasm.transformer.engine_backend as eb

@@ -412,25 +412,34 @@ def _mutation_section(results: Path) -> list[str]:
              "judgements: `ci/mutation_equivalent.yaml`.", ""]
     rows, survivors, notes = [], [], []
     for c in names:
-        ds = runs[c]
-        ms = list({m["id"]: m for d in sorted(ds, key=lambda d: d["time"]) for m in d["mutants"]}.values())
+        ds = sorted(runs[c], key=lambda d: d["time"])
+        # a later file's result for a mutant replaces an earlier one's (a re-run
+        # of chosen mutants, --match, after tests were added)
+        ms = list({m["id"]: m for d in ds for m in d["mutants"]}.values())
+        primary = [d for d in ds if not d.get("match")] or ds
+        reruns = [d for d in ds if d.get("match")] if primary is not ds else []
+        d0 = primary[0]
         k = {s: sum(1 for m in ms if m["status"] == s) for s in ("killed", "timeout", "survived", "unviable")}
         eq = sum(1 for m in ms if m["status"] == "survived" and m.get("equivalent"))
         caught = k["killed"] + k["timeout"]
         denom = caught + k["survived"] - eq
-        selected = sum(d.get("selected", 0) for d in ds)
+        first = {m["id"] for d in primary for m in d["mutants"]}
+        selected = sum(d.get("selected", 0) for d in primary) + sum(
+            1 for d in reruns for m in d["mutants"] if m["id"] not in first)
         generated = max(d.get("generated", 0) for d in ds)
-        shards = {d.get("shard", "0/1") for d in ds}
-        rows.append([c, ds[0].get("tool", "?"), _num(generated), _num(selected), _num(len(ms)), caught,
+        shards = {d.get("shard", "0/1") for d in primary}
+        rows.append([c, d0.get("tool", "?"), _num(generated), _num(selected), _num(len(ms)), caught,
                      k["timeout"], k["survived"], eq, k["unviable"], _num(max(selected - len(ms), 0)),
                      f"{100 * caught / denom:.1f} %" if denom else "-",
-                     _num(sum(d.get("seconds", 0) for d in ds))])
+                     _num(sum(d.get("seconds", 0) for d in primary))])
         when = max(d["time"] for d in ds)
-        note = (f"`{c}`: {_when({'time': when})}, {ds[0].get('cpus', '?')} CPUs, seed {ds[0].get('seed')}"
+        note = (f"`{c}`: {_when({'time': when})}, {d0.get('cpus', '?')} CPUs, seed {d0.get('seed')}"
                 + (f", {len(shards)} shard(s)" if len(shards) > 1 else "")
-                + (f", a sample of {ds[0]['max_mutants']:,}" if ds[0].get("max_mutants") else "")
-                + (", stopped by the time box" if any(d.get("stopped_by_time_box") for d in ds) else "")
-                + f"; {ds[0].get('summary') or ''}".rstrip("; ") + ".")
+                + (f", a sample of {d0['max_mutants']:,}" if d0.get("max_mutants") else "")
+                + (", stopped by the time box" if any(d.get("stopped_by_time_box") for d in primary) else "")
+                + (f"; {sum(len(d['mutants']) for d in reruns)} mutant(s) re-run later (`--match`, after "
+                   "tests were added)" if reruns else "")
+                + f"; {d0.get('summary') or ''}".rstrip("; ") + ".")
         errors = [d["error"] for d in ds if d.get("error")]
         if errors:
             note += f" Error: {errors[0].splitlines()[0]}"

@@ -913,9 +913,10 @@ def compile_module(m: Module, input: bytes = b"", name: str = "<wasm>") -> Progr
             asm.emit("i32.const", wasm_max)
             asm.emit("global.set", gbase + G_WASM_MAX)
     _data_segments(asm, m, mem_min * PAGE)
-    if not ctx.scratch[1] and addr + LIMITS["input_bytes"] + 1 > SCRATCH:
+    if not ctx.scratch[1] and addr + LIMITS["input_bytes"] > SCRATCH:
         # an input this long could reach the scratch bytes the lowering
-        # reads as zero (the module itself never sees them)
+        # reads as zero (the module itself never sees them); the NUL after
+        # the input is a zero, so it cannot spoil them
         for a in (SCRATCH, SCRATCH + 8):
             asm.emit("i32.const", a)
             asm.emit("i32.const", 0)

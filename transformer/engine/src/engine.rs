@@ -1056,3 +1056,32 @@ pub fn layer_forward(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact fallback of a keyed lookup is the float64 model itself:
+    /// softmax over every stored position, then the weighted sum of values.
+    #[test]
+    fn softmax_brute_is_the_softmax_average() {
+        let (n, dv) = (2, 3);
+        let keys = [1.0, 0.0, 0.0, 1.0, 0.5, 0.5, -1.0, 2.0];
+        let vals = [1.0, 2.0, 3.0, -4.0, 5.0, 0.25, 8.0, -1.5, 0.0, 2.0, 2.0, 7.0];
+        let q = [0.75, -0.5];
+        for scale in [0.5, 1.0, 3.0] {
+            let mut out = [f64::NAN; 3];
+            softmax_brute(&keys, &vals, n, dv, &q, scale, &mut out);
+            let s: Vec<f64> = (0..4).map(|j| (q[0] * keys[2 * j] + q[1] * keys[2 * j + 1]) * scale).collect();
+            let z: f64 = s.iter().map(|v| v.exp()).sum();
+            for c in 0..dv {
+                let want: f64 = (0..4).map(|j| s[j].exp() / z * vals[j * dv + c]).sum();
+                assert!((out[c] - want).abs() < 1e-12, "scale {scale} column {c}: {} vs {want}", out[c]);
+            }
+        }
+        // a hardmax at a large scale: the one best key's value, exactly
+        let mut out = [0.0; 3];
+        softmax_brute(&keys, &vals, n, dv, &[1.0, 0.0], 1e6, &mut out);
+        assert_eq!(out, [1.0, 2.0, 3.0]);
+    }
+}

@@ -915,6 +915,36 @@ mod tests {
         assert_eq!(scans, 2);
     }
 
+    /// The scan's float gap l + r is only trusted beyond its rounding error,
+    /// which grows with |l| + |r|, not |l + r|: here l and r cancel (2^43 and
+    /// -(2^43 - 1)) to a true gap of 1 that clears NEAR_TIE at this scale by
+    /// under 1 %, less than the evaluation's doubt, so it counts as near.
+    #[test]
+    fn near_tie_doubt_covers_cancellation() {
+        let big = 2f64.powi(43);
+        let mut h = Hull2::new(1);
+        h.insert((0.0, 0.0), &[1.0]).unwrap();
+        h.insert((-big, big - 1.0), &[2.0]).unwrap();
+        // a fine-grained key far below the maximum: forces the scan
+        h.insert((-10.0 - 2f64.powi(-40), 0.0), &[3.0]).unwrap();
+        let mut out = [0.0];
+        let q = (1.0, 1.0);
+        let hit = h.query(q, &mut out).unwrap();
+        assert_eq!((hit.count, out[0]), (1, 1.0));
+        let mut scans = 0;
+        let r = h.near_tie(q, hit.witness, NEAR_TIE / 0.99, &mut scans);
+        assert_eq!(r.map(|x| x.0), Some(1));
+        assert_eq!(scans, 1);
+        // the same gap without the cancellation is proven far enough
+        let mut h = Hull2::new(1);
+        h.insert((0.0, 0.0), &[1.0]).unwrap();
+        h.insert((-1.0, 0.0), &[2.0]).unwrap();
+        h.insert((-10.0 - 2f64.powi(-40), 0.0), &[3.0]).unwrap();
+        let hit = h.query(q, &mut out).unwrap();
+        assert!(h.near_tie(q, hit.witness, NEAR_TIE / 0.99, &mut scans).is_none());
+        assert_eq!(scans, 2);
+    }
+
     #[test]
     fn range_checks() {
         let mut h = Hull2::new(1);
