@@ -101,6 +101,7 @@ def render(results: Path = RESULTS) -> str:
         lines.append("")
 
     lines += _iso_section(results)
+    lines += _torch_long_section(results)   # the torch module on the long traces (ci/torch_long_traces.py)
     lines += _lowering_section(results)   # what the lowering costs (issue 13; ci/bench_lowering.py)
 
     engine = _load(results, "bench_engine.json")
@@ -209,6 +210,43 @@ def _iso_section(results: Path) -> list[str]:
             for r in d["rows"]:
                 if "error" in r or ("cells" in r and not r["ok"]):
                     lines.append(f"- {r['program']}: {(r.get('error') or r['report']).splitlines()[-1]}")
+    lines.append("")
+    return lines
+
+
+def _torch_long_section(results: Path) -> list[str]:
+    """`ci/torch_long_traces.py` (transformer_torch_long.json): the PyTorch
+    module at sampled positions of every long trace, each with dense
+    attention over all earlier positions."""
+    d = _load(results, "transformer_torch_long.json")
+    if not d or not d.get("rows"):
+        return []
+    rows = d["rows"]
+    sel = (f"every trace over {d['min_tokens']:,} tokens" if d.get("min_tokens") is not None
+           else f"the traces named ({d['cases']})")
+    lines = ["## The PyTorch module on the long traces", "",
+             f"`ci/torch_long_traces.py`, {_when(d)}, {d['cpus']} CPUs, {_num(d['seconds'])} s: {sel}, "
+             f"teacher-forced at {d['positions_per_trace']:,} positions each (the last {d['tail']:,} "
+             "included, the rest one per stratum, seed " f"{d['seed']}). At each position every layer's "
+             "attention is the module's dense softmax over all earlier positions (keys and values from the "
+             "engine's residual streams, projected with the module's weights); the module's argmax must be "
+             "the reference's next token, and its residual at every layer must equal the engine's "
+             "(max error relative, absolute below 1).", ""]
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["program"], _num(r["tokens"]), "-", "-", "-", "-", "-", f"error: {r['error']}"])
+            continue
+        body.append([r["program"], _num(r["tokens"]), _num(r["positions"]),
+                     f"{_num(r['first_position'])}–{_num(r['last_position'])}" if r.get("positions") else "-",
+                     f"{r['max_residual_error']:.3g}",
+                     _num(r["min_margin"], 1) if r.get("min_margin") is not None else "-",
+                     _num(r["seconds"]), "ok" if r["ok"] else f"FAIL: {r.get('first_failure_text', '')}"])
+    lines += _table(["program", "trace tokens", "positions checked", "checked from–to", "max residual error",
+                     "min margin", "s", "result"], body)
+    ok = sum(1 for r in rows if r["ok"])
+    lines += ["", f"{ok} of {len(rows)} traces ok; {_num(sum(r.get('positions', 0) for r in rows))} positions, "
+              f"{_num(sum(r.get('scores', 0) for r in rows) / 1e9, 1)}·10⁹ (query, key, head) scores."]
     lines.append("")
     return lines
 

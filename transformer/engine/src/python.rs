@@ -341,6 +341,70 @@ impl PySession {
         }
     }
 
+    /// `feed_layers(ids, layers=None, keep=None)`: feeds `ids` as `feed`
+    /// does and returns the residual streams it computed on the way, as
+    /// little-endian float64 bytes of shape (rows, len(layers), d_model): for
+    /// every fed position (or, with `keep`, only those whose session
+    /// position is listed; strictly increasing), the residual at the input
+    /// of each layer in `layers` (indices 0..L-1; L = the final residual,
+    /// after the last layer; default 0..=L, increasing). Classified path only.
+    #[pyo3(signature = (ids, layers=None, keep=None))]
+    fn feed_layers<'py>(
+        &mut self,
+        py: Python<'py>,
+        ids: Vec<u16>,
+        layers: Option<Vec<usize>>,
+        keep: Option<Vec<usize>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let s = match &mut self.s {
+            AnySession::C(s) => s,
+            AnySession::G(_) => {
+                return Err(PyValueError::new_err("feed_layers: not available on the generic path"))
+            }
+        };
+        let nl = s.model.layers.len();
+        let layers = layers.unwrap_or_else(|| (0..=nl).collect());
+        if layers.windows(2).any(|w| w[0] >= w[1]) || layers.iter().any(|&l| l > nl) {
+            return Err(PyValueError::new_err(format!(
+                "feed_layers: layers {layers:?} must be increasing, inside 0..={nl}"
+            )));
+        }
+        if let Some(k) = &keep {
+            if k.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(PyValueError::new_err("feed_layers: keep must be strictly increasing"));
+            }
+        }
+        let mut want = vec![false; nl + 1];
+        for &l in &layers {
+            want[l] = true;
+        }
+        let rows = keep.as_ref().map_or(ids.len(), |k| k.len().min(ids.len()));
+        let mut out: Vec<f64> = Vec::with_capacity(rows * layers.len() * s.model.d);
+        py.allow_threads(|| {
+            let mut ki = 0usize;
+            if let Some(k) = &keep {
+                while ki < k.len() && k[ki] < s.pos {
+                    ki += 1;
+                }
+            }
+            for t in ids {
+                let take = match &keep {
+                    None => true,
+                    Some(k) => ki < k.len() && k[ki] == s.pos,
+                };
+                if take {
+                    s.feed_layers(t as usize, &want, &mut out)?;
+                    ki += 1;
+                } else {
+                    s.feed(t as usize)?;
+                }
+            }
+            Ok::<(), EngineError>(())
+        })?;
+        let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// Per head: [(head name, cache entries, queries answered by the exact fallback)];
     /// on the generic path (head name, hull corners, near-tie checks that scanned every key).
     fn stats(&self) -> Vec<(String, usize, u64)> {
