@@ -154,7 +154,8 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in [
     Component(
         "engine", "rust", ["transformer/engine/src/*.rs"],
         _rust_stages("transformer/engine", "isowasm_engine", [
-            Stage("engine tests", PYTEST + ["conformance/test_engine.py", "conformance/test_hull_engine.py"]),
+            Stage("engine tests", PYTEST + ["conformance/test_engine.py", "conformance/test_hull_engine.py",
+                                                   "conformance/test_torch_long.py"]),
             Stage("compliance suite on the engine", PYTEST + ["conformance/test_compliance.py", "-k",
                                                              "test_compliance and transformer"])]),
         backends="reference,wasmtime,transformer", crate="transformer/engine", module="isowasm_engine",
@@ -500,7 +501,10 @@ def run_component(comp: Component, args, out: Path, deadline_box: float, log) ->
             baseline[s.name] = round(o.seconds, 1)
             log(f"[{comp.name}] baseline {s.name}: {'ok' if o.ok else 'FAILED'} in {o.seconds:.1f} s")
             if not o.ok:
-                raise RuntimeError(f"baseline stage {s.name!r} failed on the unmutated copy:\n{o.tail[-2500:]}")
+                why = re.findall(r"^E +(.+)$", o.tail, re.M)
+                raise RuntimeError(f"baseline stage {s.name!r} failed on the unmutated copy: {first_failure(o.tail)}"
+                                   + (f": {why[0][:300]}" if why else "")
+                                   + " (are the ports built? `make setup`)\n" + o.tail[-2500:])
         check = subprocess.run([PY, "-c", IMPORT_CHECK] + ([comp.module] if comp.module else []), cwd=copy,
                                env=env, capture_output=True, text=True)
         if check.returncode != 0:

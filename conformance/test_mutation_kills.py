@@ -951,3 +951,198 @@ def test_toolchain_decoder_refuses_what_is_not_a_wasm_module():
             decode_module(data)
     with pytest.raises(CompileError, match="no exported function `compute`"):
         compile_wasm(empty)
+
+
+# ---- the toolchain: what the third mutation run's survivors showed -----------
+
+# -- bounds checks of a memory smaller than the machine's
+
+def _small_edge_module(op: str, past: int, const_addr: bool, pages: int, grow: int) -> str:
+    """_edge_module's access in a memory of `pages` pages (a compiler
+    bounds check on every access), grown by `grow` pages first."""
+    mem = (pages + grow) * 65536
+    addr = mem - _WIDTH[op] + past
+    a = f"(i32.const {addr})" if const_addr else "(global.get $a)"
+    if ".load" in op:
+        access = f"({op} {a})"
+        show = f"(call $hex64 (i64.extend_i32_u {access}))" if op[:3] == "i32" else f"(call $hex64 {access})"
+    else:
+        value = "(i32.const 0x71727374)" if op[:3] == "i32" else "(i64.const 0x0102030405060708)"
+        show = f"({op} {a} {value}) (call $hex64 (i64.load (i32.const {mem - 8})))"
+    head = _PRINT.replace('(memory (export "memory") 160)', f'(memory (export "memory") {pages} 8)')
+    return (f"(module {head} (global $a (mut i32) (i32.const {addr}))\n"
+            f'(func (export "compute") (call $hex (memory.grow (i32.const {grow})))\n'
+            f"(i64.store (i32.const {mem - 8}) (i64.const 0x8182838485868788))\n"
+            f"(call $hex64 (i64.load (i32.const {mem - 8}))) {show}))\n")
+
+
+@pytest.mark.parametrize("grow", [0, 2], ids=["as-declared", "grown"])
+@pytest.mark.parametrize("const_addr", [False, True], ids=["runtime-address", "constant-address"])
+@pytest.mark.parametrize("past", [0, 1], ids=["fits", "one-past"])
+@pytest.mark.parametrize("op", sorted(_WIDTH))
+def test_toolchain_memory_access_at_the_end_of_a_small_memory_matches_wasmtime(op, past, const_addr, grow):
+    """In a memory smaller than the machine's (1 page, and 3 after
+    memory.grow) the machine's own bounds do not trap: every load and store
+    width, i32 and i64, at the last address where it fits and one byte
+    further behaves as on wasmtime (the bytes shown, or an oob trap with
+    nothing written)."""
+    import wasmtime
+    from isowasm.backends import get_backend
+    from isowasm.backends.base import Case
+    from isowasm.toolchain import compile_wasm
+    wasm = wasmtime.wat2wasm(_small_edge_module(op, past, const_addr, 1, grow))
+    prog = compile_wasm(wasm, f"small-edge-{op}")
+    truth = get_backend("wasmtime").run(Case(op, prog, wasm=wasm), max_steps=5_000_000)
+    got = run_reference(prog, max_steps=5_000_000)
+    assert (got.status, got.trap, got.output) == (truth.status, truth.trap, truth.output)
+    assert got.status == ("trapped" if past else "halted")
+
+
+# -- i64 sub of a constant
+
+_SUB_KS = [1, 2, 5, 0xFFFFFFFF, 0x80000000, 0x100000000, 0x500000000, 0xFFFFFFFF00000000, 0x8000000000000000,
+           0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFB, 0xFFFFFFFF00000001, 0x7FFFFFFFFFFFFFFF, 0x123456789ABCDEF0]
+
+
+def test_toolchain_i64_sub_of_a_constant_is_never_dearer_than_adding_its_negation():
+    """a - k = a + (-k mod 2^64): `x - k` for a constant k costs no more
+    steps than `x + (-k)` (a low word of 0 needs no carry: one i32.add of
+    the high words), and both give what wasmtime gives."""
+    def wat(op, k):
+        return (f'(module (global $x (mut i64) (i64.const 0x0123456789ABCDEF))'
+                f' (func (export "compute") (global.set $x (i64.{op} (global.get $x) (i64.const {k})))))')
+    dearer = []
+    for k in _SUB_KS:
+        sub, add = _toolchain_steps(wat("sub", k)), _toolchain_steps(wat("add", -k & ((1 << 64) - 1)))
+        if sub > add:
+            dearer.append((hex(k), sub, add))
+    assert not dearer, f"x - k dearer than x + (-k): {dearer}"
+    body = "\n    ".join(f"(call $hex64 (i64.sub (global.get $x64) (i64.const {k})))" for k in _SUB_KS)
+    _, got, truth = _toolchain_vs_wasmtime(
+        "(module" + _PRINT + '(func (export "compute") (global.set $x64 (i64.const 0x0123456789ABCDEF))\n    '
+        + body + "))\n", "sub-consts")
+    assert (got.status, got.output) == (truth.status, truth.output) == ("halted", truth.output)
+
+
+# -- the frame room of i64 shifts by a constant
+
+_SHIFT_KS = [1, 7, 8, 16, 24, 31, 32, 33, 40, 48, 63, 69]
+_I64_SHIFT_ROOM = 6     # lowering.py's temporaries 0..3 and i64.py's T, T + 1 (the two words)
+
+
+def _shift_frame_module(op: str, pad: int) -> str:
+    pads = " ".join("(local i32)" for _ in range(pad))
+    body = "\n    ".join(f"(call $hex64 (i64.{op} (global.get $x64) (i64.const {k})))" for k in _SHIFT_KS)
+    return ("(module" + _PRINT + f'(func (export "compute") {pads}\n'
+            "    (global.set $x64 (i64.const 0x8123456789ABCDEF))\n    " + body + "))\n")
+
+
+@pytest.mark.parametrize("op", ["shl", "shr_s", "shr_u", "rotl", "rotr"])
+def test_toolchain_i64_shifts_by_a_constant_fit_a_frame_with_room_for_two_words(op):
+    """An i64 shift or rotate by a constant moves its value through two
+    scratch locals (i64.py's T and T + 1) beside lowering.py's four: in a
+    function whose own locals leave exactly that room in the frame
+    (locals_per_frame) it compiles and runs as on wasmtime, over counts on
+    and off word and byte boundaries and past 63; one local more and the
+    compile error names the frame's limit."""
+    import wasmtime
+    from isowasm.spec import table
+    from isowasm.toolchain import compile_wasm
+    from isowasm.toolchain.errors import CompileError
+    frame = table.limits()["locals_per_frame"]
+    _, got, truth = _toolchain_vs_wasmtime(_shift_frame_module(op, frame - _I64_SHIFT_ROOM), f"shift-frame-{op}")
+    assert (got.status, got.output) == (truth.status, truth.output) == ("halted", truth.output)
+    with pytest.raises(CompileError, match=f"a frame holds at most {frame} locals"):
+        compile_wasm(wasmtime.wat2wasm(_shift_frame_module(op, frame - _I64_SHIFT_ROOM + 1)))
+
+
+# -- WAT syntax errors
+
+_WAT_ERRORS = [
+    # (source, line, column, what wasmtime's message says)
+    ('(module (func (export "compute")\n  i32.const 1\n  i32.frob))', 3, 3, "unknown operator"),
+    ("\n\n(module", 3, 8, "expected `)`"),
+    ('(module\n (func (export "compute") (drop (i32.const 99999999999))))', 2, 44, "out of range"),
+    ("(module (func $a)\n\n   (func $a))", 3, 10, "duplicate"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_WAT_ERRORS)))
+def test_toolchain_wat_syntax_errors_name_the_problem_and_where(case):
+    """A WAT source wasmtime cannot parse is a CompileError of one line:
+    `name:line:column: problem`, the problem the first line of wasmtime's
+    own message (not its source excerpt) and the place it points at."""
+    import wasmtime
+    from isowasm.toolchain import compile_source
+    from isowasm.toolchain.errors import CompileError
+    text, line, col, what = _WAT_ERRORS[case]
+    with pytest.raises(wasmtime.WasmtimeError) as theirs:
+        wasmtime.wat2wasm(text)
+    problem = str(theirs.value).splitlines()[0]
+    assert what in problem
+    with pytest.raises(CompileError) as ours:
+        compile_source(text, "wat", "prog.wat")
+    assert str(ours.value) == f"prog.wat:{line}:{col}: {problem}"
+
+
+# -- an input reaching the scratch bytes
+
+def _scratch_input_module(memory: str) -> str:
+    from isowasm.toolchain.compile import SCRATCH
+    ops = [f"(i32.{op} (global.get $x) (i32.const {k}))" for op in ("shr_u", "shr_s", "shl") for k in range(1, 32)]
+    ops += [f"(i32.and (global.get $x) (i32.const {c}))" for c in (0xFF, 0xFFFF, 0xFFFF00, 0xFF00FF00, 0x00FFFF00)]
+    ops += ["(i32.extend8_s (global.get $x))", "(i32.extend16_s (global.get $x))"]
+    body = "\n    ".join(f"(global.set $x (i32.const {x})) " + " ".join(f"(call $hex {e})" for e in ops)
+                       for x in (0x12345678, 0x87654321, 0xFFFFFFFF, 0x80000001))
+    return (f"(module {_HEX.replace('(memory 160)', memory)}\n"
+            f'  (global $x (mut i32) (i32.const 0)) (global $hb i32 (i32.const {SCRATCH - 64}))\n'
+            f'  (export "__heap_base" (global $hb))\n  (func (export "compute")\n    {body}))\n')
+
+
+@pytest.mark.parametrize("memory", ["", "(memory 1)", "(memory 159)"], ids=["no-memory", "1-page", "159-pages"])
+def test_toolchain_an_input_reaching_the_scratch_bytes_changes_nothing_computed(memory):
+    """An input placed just below lowering.py's scratch bytes (a module
+    whose memory never reaches them, so they are the toolchain's own zeros)
+    and long enough to cover part or all of them, up to the machine's last
+    byte: constant shifts, masks and sign extensions by whole and partial
+    bytes, of values with every byte set, print (whole words) what wasmtime
+    prints for the module without any input; the module never reads it."""
+    import wasmtime
+    from isowasm.backends import get_backend
+    from isowasm.backends.base import Case
+    from isowasm.spec import table
+    from isowasm.toolchain import compile_wasm
+    from isowasm.toolchain.compile import SCRATCH
+    wasm = wasmtime.wat2wasm(_scratch_input_module(memory))
+    prog = compile_wasm(wasm, "scratch-input")
+    assert prog.imms[0] == SCRATCH - 64
+    truth = get_backend("wasmtime").run(Case("scratch-input", prog, wasm=wasm), max_steps=5_000_000)
+    assert truth.status == "halted"
+    for end in (SCRATCH + 4, SCRATCH + 8, SCRATCH + 12, table.limits()["memory_bytes"] - 1):
+        got = run_reference(prog, b"\xff" * (end - (SCRATCH - 64)), max_steps=5_000_000)
+        assert (got.status, got.output) == (truth.status, truth.output), f"an input up to {end:#x}"
+
+
+# -- the compilation cache
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-directory", "existing-directory"])
+def test_toolchain_every_compilation_is_cached_and_reused(tmp_path, monkeypatch, existing):
+    """Each new source's compilation is written to the cache (ISOWASM_CACHE),
+    whether the directory is yet to be made (parents included) or already
+    there, as after the first entry; compiling any of them again is a hit
+    (nothing compiled) that gives the same wasm and program."""
+    from isowasm.toolchain import frontend
+    d = tmp_path / "a" / "cache"
+    if existing:
+        d.mkdir(parents=True)
+    monkeypatch.setenv("ISOWASM_CACHE", str(d))
+    srcs = [f'(module (func (export "compute") (drop (i32.const {i}))))' for i in range(3)]
+    first = [frontend.compile_source(s, "wat", f"s{i}.wat") for i, s in enumerate(srcs)]
+    assert len(list(d.glob("*.prog"))) == len(list(d.glob("*.wasm"))) == len(srcs)
+
+    def compiled(*a, **k):
+        raise AssertionError("compiled again: a cache miss")
+    monkeypatch.setattr(frontend, "compile_wasm", compiled)
+    for i, s in enumerate(srcs):
+        wasm, prog = frontend.compile_source(s, "wat", f"s{i}.wat")
+        assert (wasm, prog.names, prog.imms) == (first[i][0], first[i][1].names, first[i][1].imms)
