@@ -238,6 +238,40 @@ def test_session_stats_name_every_head(eng):
     assert st["fetch0"] == st["fetch"] == st["fetch_prev"]
 
 
+def test_averaging_heads_keep_their_margin_over_a_long_stack_loop(eng):
+    """The averaging heads (sum: stack, call-depth and end deltas; pcsum: pc
+    deltas) give running means that the next FFN multiplies back by the
+    position count and a position lookup snaps to an integer, with a margin
+    of 1/2 that hides small errors (an averaging divisor off by one passes
+    every short program). A loop of ten pushes, ten drops and ten push/drop
+    pairs for 2,000 steps keeps the sums moving: the trace must be
+    byte-identical, and every pre-snap value (sp_raw, cd_raw and ends_raw at
+    layer 1's input, pc_raw at layer 2's; 0-based) within 1e-6 of an integer
+    at every position."""
+    import json
+    import numpy as np
+    from isowasm.transformer import vocab
+    from isowasm.transformer.backends import prompt_tokens
+    from isowasm.transformer.build import BUILD_DIR
+    from isowasm.transformer.programs.make import asm
+    body = "i32.const 7\n" * 10 + "drop\n" * 10 + "i32.const 1\ndrop\n" * 10
+    prog = asm(f"top:\n{body}br top\n")
+    ref = run_reference(prog, trace="text", max_steps=2000)
+    assert_same_run(eng.run(Case("stack-loop", prog), max_steps=2000, trace="text"), ref)
+    names = json.loads((BUILD_DIR / "config.json").read_text())["dim_names"]
+    dim = {n: i for i, ns in enumerate(names) for n in ns}
+    toks = prompt_tokens(prog) + ref.trace.split()[len(prog.input) + 2:]
+    ids = [vocab.INDEX[t] for t in toks]
+    d = len(names)
+    x = np.frombuffer(eng.engine.session().feed_layers(ids, [1, 2]), dtype="<f8").reshape(len(ids), 2, d)
+    raws = {"sp_raw": x[:, 0, dim["sp_raw"]], "cd_raw": x[:, 0, dim["cd_raw"]],
+            "ends_raw": x[:, 0, dim["ends_raw"]], "pc_raw": x[:, 1, dim["pc_raw"]]}
+    for name, v in raws.items():
+        err = np.abs(v - np.round(v))
+        assert err.max() < 1e-6, (name, int(err.argmax()), float(err.max()))
+    assert raws["sp_raw"].max() == 10 and raws["ends_raw"].max() > 1000   # the sums really moved
+
+
 def test_unbuilt_engine_is_unavailable(monkeypatch):
     import sys
     import isowasm.transformer.engine_backend as eb
