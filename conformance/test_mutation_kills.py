@@ -226,17 +226,7 @@ def test_ports_split_program_files_on_exactly_pythons_whitespace(cp):
     sep = chr(cp)
     text = sep.join(["{", "i32.const", "41", "00", "00", "00", "output", "00", "00", "00", "00",
                      "halt", "00", "00", "00", "00", "}", "00", "commit(+0,sts=0,bt=0)"]) + "\n"
-    try:
-        ref = run_reference(parse_program(text), max_steps=100, trace="text").trace
-    except ProgramError as e:
-        ref = _where(str(e))          # rejected: where (line, token index)
-    kind, got = _ocaml_run(text)
-    assert (got if kind == "ok" else _where(got)) == ref
-    try:
-        rust = _rust().run(text, None, 100, "text", 16384)["trace"]
-    except ValueError as e:
-        rust = _where(str(e))
-    assert rust == ref
+    _assert_ports_read_it_as_the_reference_does(text)
 
 
 _VALID = format_program(asm([("input_base", 0x100), ("i32.const", 0x41), ("output",), ("i32.const", 1),
@@ -264,10 +254,16 @@ def test_ports_reject_each_one_token_corruption_where_the_reference_does(text):
     doubled or replaced by a near miss): each port accepts it exactly when
     the reference does, with its trace, or rejects it at the same line and
     token."""
+    _assert_ports_read_it_as_the_reference_does(text)
+
+
+def _assert_ports_read_it_as_the_reference_does(text: str) -> None:
+    """Both ports accept program file `text` exactly when the reference
+    does, with its trace, or reject it at the same line and token."""
     try:
         ref = run_reference(parse_program(text), max_steps=100, trace="text").trace
     except ProgramError as e:
-        ref = _where(str(e))
+        ref = _where(str(e))          # rejected: where (line, token index)
     kind, got = _ocaml_run(text)
     assert (got if kind == "ok" else _where(got)) == ref
     try:

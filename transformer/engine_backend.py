@@ -115,6 +115,13 @@ def verify_trace(case: Case, trace_text: str, path: str | None = None, threads: 
     0 checks token by token (the generation path); n >= 1 runs layer-major
     batches over n threads."""
     engine, _ = load_engine(path)
+    prompt, ref = trace_ids(case, trace_text)
+    return engine.verify_ids(prompt, ref, threads)
+
+
+def trace_ids(case, trace_text: str) -> tuple[list[int], list[int]]:
+    """(the prompt's token ids, the reference trace's generated ids) of
+    `case` and its canonical trace text (the input line, then the steps)."""
     prog = case.program
     check_supported(prog)
     first, _, rest = trace_text.partition("\n")
@@ -124,5 +131,4 @@ def verify_trace(case: Case, trace_text: str, path: str | None = None, threads: 
         ref = [vocab.INDEX[t] for t in rest.split()]
     except KeyError as e:
         raise ValueError(f"unknown token {e.args[0]!r} in the trace") from None
-    prompt = [vocab.INDEX[t] for t in prompt_tokens(prog)]
-    return engine.verify_ids(prompt, ref, threads)
+    return [vocab.INDEX[t] for t in prompt_tokens(prog)], ref

@@ -386,19 +386,8 @@ def check_trace(case, trace_text: str, model=None, engine=None, **kw) -> dict:
     """`check_sequence` on `case` (a backends Case) and its reference trace
     text (canonical: the input line, then the steps), with the ids built as
     `engine_backend.verify_trace` builds them."""
-    from isowasm.spec.program import input_line
-    from isowasm.transformer import vocab
-    from isowasm.transformer.backends import check_supported, prompt_tokens
-    prog = case.program
-    check_supported(prog)
-    first, _, rest = trace_text.partition("\n")
-    if first + "\n" != input_line(prog.input):
-        raise ValueError("the trace's first line is not the program's input section")
-    try:
-        ref = [vocab.INDEX[t] for t in rest.split()]
-    except KeyError as e:
-        raise ValueError(f"unknown token {e.args[0]!r} in the trace") from None
-    prompt = [vocab.INDEX[t] for t in prompt_tokens(prog)]
+    from isowasm.transformer.engine_backend import trace_ids
+    prompt, ref = trace_ids(case, trace_text)
     if model is None:
         from isowasm.transformer.model import load_model
         model = load_model()
