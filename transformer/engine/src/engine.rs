@@ -268,6 +268,13 @@ impl Session {
     /// Runs the forward pass for `tok` at the next position; leaves the final
     /// residual in `self.x`.
     pub fn feed(&mut self, tok: usize) -> R<()> {
+        self.forward(tok, None)
+    }
+
+    /// The forward pass of `feed`; with `capture = (want, out)` it also
+    /// appends to `out` the residual at the input of every layer l with
+    /// `want[l]`, and the final residual when `want[L]`.
+    fn forward(&mut self, tok: usize, mut capture: Option<(&[bool], &mut Vec<f64>)>) -> R<()> {
         let model = self.model.clone();
         let m = &*model;
         if tok >= m.vocab.len() {
@@ -292,7 +299,17 @@ impl Session {
             uv: &mut self.uv,
         };
         for (l, st) in self.heads.iter_mut().enumerate() {
+            if let Some((want, out)) = capture.as_mut() {
+                if want[l] {
+                    out.extend_from_slice(&self.x);
+                }
+            }
             layer_forward(m, l, st, &mut self.x, tok, p, toks, &mut bufs)?;
+        }
+        if let Some((want, out)) = capture {
+            if want[m.layers.len()] {
+                out.extend_from_slice(&self.x);
+            }
         }
         self.pos += 1;
         Ok(())
@@ -1064,43 +1081,11 @@ impl Session {
     /// `feed` computes, copied out as they pass (for the dense-attention
     /// check of the PyTorch module, `transformer/torch_check.py`).
     pub fn feed_layers(&mut self, tok: usize, want: &[bool], out: &mut Vec<f64>) -> R<()> {
-        let model = self.model.clone();
-        let m = &*model;
-        let nl = m.layers.len();
+        let nl = self.model.layers.len();
         if want.len() != nl + 1 {
             return fail(format!("feed_layers: {} layer flags, expected {}", want.len(), nl + 1));
         }
-        if tok >= m.vocab.len() {
-            return fail(format!("token id {tok} out of range"));
-        }
-        let p = self.pos;
-        if p >= MAX_POS {
-            return fail(format!("position {p} is past the engine's horizon (2**24)"));
-        }
-        let pi = p as i64;
-        self.toks.push(tok as u16);
-        let d = m.d;
-        self.x.copy_from_slice(&m.embed[tok * d..(tok + 1) * d]);
-        for f in &m.posf {
-            self.x[f.dim] += crate::model::posfeat(f.kind, f.k, pi);
-        }
-        let toks = &self.toks;
-        let mut bufs = Bufs {
-            sc: &mut self.sc,
-            delta: &mut self.delta,
-            uv: &mut self.uv,
-        };
-        for (l, st) in self.heads.iter_mut().enumerate() {
-            if want[l] {
-                out.extend_from_slice(&self.x);
-            }
-            layer_forward(m, l, st, &mut self.x, tok, p, toks, &mut bufs)?;
-        }
-        if want[nl] {
-            out.extend_from_slice(&self.x);
-        }
-        self.pos += 1;
-        Ok(())
+        self.forward(tok, Some((want, out)))
     }
 }
 
