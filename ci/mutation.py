@@ -138,7 +138,7 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in [
                                    "transformer/build.py", "transformer/vocab.py", "transformer/model.py"],
         [Stage("engine on the hand-written programs", PYTEST + ["conformance/test_engine.py", "-k",
                                                                "programs_byte_identical or budget or heads"]),
-         Stage("transformer tests", PYTEST + ["conformance/test_transformer.py", "-k", "not torch"]),
+         Stage("transformer tests", PYTEST + ["conformance/test_transformer.py"]),
          Stage("compliance suite on the engine", PYTEST + ["conformance/test_compliance.py", "-k",
                                                           "test_compliance and transformer"])],
         backends="reference,wasmtime,transformer",

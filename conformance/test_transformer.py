@@ -286,6 +286,70 @@ def test_rebuilt_forward_matches_module(built):
         assert vocab.TOKENS[int(plain[i].argmax())] == toks[i + 1]
 
 
+# The built weights' identity (`isowasm model info` prints it). A change to
+# the construction, its schedule or its lowering changes it: check the
+# suites, then record the new digest here.
+WEIGHTS_DIGEST = "e02eae15bdad8c14ccbb393dc8a3df23e39713330b5368881f09c41ff9936b05"
+
+
+def test_weights_digest_is_pinned(built):
+    from isowasm.transformer.build import weights_digest
+    assert weights_digest(built) == WEIGHTS_DIGEST, "the weights changed; if that is meant, update WEIGHTS_DIGEST"
+
+
+def test_info_shows_the_digest(built):
+    from isowasm.transformer.info import format_info, model_info
+    assert f"weights digest (sha256 of tensors and config): {WEIGHTS_DIGEST}" in format_info(model_info(built))
+
+
+def test_kv_cache_doubles_and_is_reused(built):
+    """The module's KV cache grows by doubling and is written in place while
+    it has room (one copy per doubling, not per call), and a grown cache
+    gives the same logits as one pass over the whole sequence."""
+    import torch
+
+    from isowasm.transformer import vocab
+    from isowasm.transformer.model import load_model
+    model = load_model(built)
+    rng = random.Random(5)
+    ids = torch.tensor([vocab.INDEX["{"]] + [rng.randrange(256) for _ in range(2046)])
+    _, _, cache = model(ids[:1023], 0, None)
+    cap = cache[0][0].shape[1]
+    assert cap == 2046
+    ptrs = [c[0].data_ptr() for c in cache]
+    _, _, cache = model(ids[1023:2046], 1023, cache)        # fills the cache exactly
+    assert [c[0].data_ptr() for c in cache] == ptrs and cache[0][0].shape[1] == cap
+    logits, _, cache = model(ids[2046:], 2046, cache)       # one more position: doubled
+    assert cache[0][0].shape[1] == 2 * 2047
+    whole, _, _ = model(ids, 0, None)
+    assert torch.equal(logits[-1], whole[-1])
+
+
+def test_draft_chunk_keeps_one_layer_of_scores_near_256_mib(built):
+    from isowasm.transformer.model import load_model
+    model = load_model(built)
+    s = model.session()
+    for n in (0, 100, 10_000, 1_000_000, 50_000_000):
+        s.n = n
+        c = s._chunk()
+        assert 1 <= c <= 1024
+        assert c == 1 or max(model.heads) * c * (n + 1) * 8 <= 1 << 28, n
+    s.n = 0
+    assert s._chunk() == 1024
+
+
+def test_evaluator_keeps_fractional_coefficients_exact():
+    from fractions import Fraction
+
+    from isowasm.transformer.graph import Evaluator, Graph
+    g = Graph()
+    x = g.tok("x", lambda t: int(t, 16))
+    y = g.ffn("y", [(Fraction(1, 2), g.one, x), (1, x - 1, g.one)])
+    z = g.ffn("z", [(1, g.one, Fraction(3, 4) * x + Fraction(1, 3))])
+    v = Evaluator(g).feed("05")
+    assert v[y.id] == Fraction(13, 2) and v[z.id] == Fraction(49, 12)
+
+
 def test_build_is_deterministic(built, tmp_path):
     from isowasm.transformer.build import build, sha256
     again = build(tmp_path / "again")

@@ -263,6 +263,21 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def weights_digest(outdir: str | Path) -> str:
+    """The identity of a built model: sha256 over every tensor (name, dtype,
+    shape, bytes; by name) and the config's canonical JSON, so it does not
+    depend on how a safetensors version lays out its header."""
+    from safetensors.numpy import load_file
+    d = Path(outdir)
+    h = hashlib.sha256()
+    for name, t in sorted(load_file(str(d / WEIGHTS)).items()):
+        h.update(f"{name}\0{t.dtype.str}\0{t.shape}\0".encode())
+        h.update(np.ascontiguousarray(t).tobytes())
+    cfg = json.loads((d / CONFIG).read_text())
+    h.update(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
 if __name__ == "__main__":
     p = build(sys.argv[1] if len(sys.argv) > 1 else None)
-    print(p / WEIGHTS, sha256(p / WEIGHTS))
+    print(p / WEIGHTS, sha256(p / WEIGHTS), "weights digest", weights_digest(p))

@@ -206,14 +206,6 @@ class Graph:
         x = Lin.of(x)
         return self.ffn(name, [(1, x - (t - 1), self.one), (-2, x - t, self.one), (1, x - (t + 1), self.one)])
 
-    def eq_if_neurons(self, x, t, cond, span=64):
-        """Neurons for [x == t] * cond, integer x with |x - t| < span, cond 0/1."""
-        x = Lin.of(x) - span * (1 - Lin.of(cond))
-        return [(1, x - (t - 1), self.one), (-2, x - t, self.one), (1, x - (t + 1), self.one)]
-
-    def eq_if(self, name, x, t, cond, span=64) -> Node:
-        return self.ffn(name, self.eq_if_neurons(x, t, cond, span))
-
     def all_of(self, name, conds) -> Node:
         """AND of 0/1 signals."""
         s = sum((Lin.of(c) for c in conds), Lin())

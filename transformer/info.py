@@ -9,11 +9,14 @@ from pathlib import Path
 def model_info(path: str | Path | None = None) -> dict:
     """Dimensions, parameter count and per-layer use of heads and neurons.
     Reads the built config when there is one, else lowers the graph."""
-    from isowasm.transformer.build import BUILD_DIR, CONFIG, lower
+    from isowasm.transformer.build import BUILD_DIR, CONFIG, WEIGHTS, lower, weights_digest
     d = Path(path) if path else BUILD_DIR
+    digest = None
     if (d / CONFIG).exists():
         cfg = json.loads((d / CONFIG).read_text())
         source = str(d / CONFIG)
+        if (d / WEIGHTS).exists():
+            digest = weights_digest(d)
     else:
         cfg, _ = lower()
         source = "graph (not built)"
@@ -28,6 +31,7 @@ def model_info(path: str | Path | None = None) -> dict:
         "vocab_size": cfg["vocab_size"], "parameters": cfg["parameters"], "attn_scale": cfg["attn_scale"],
         "schedule": cfg["schedule"], "horizon": cfg["horizon"], "layers": layers,
         "graph_nodes": cfg.get("residual_nodes"), "cleanup_neurons": cfg.get("cleanup_neurons"),
+        "weights_digest": digest,
     }
 
 
@@ -46,6 +50,8 @@ def format_info(info: dict) -> str:
         f"({info['cleanup_neurons']} cleanup neurons reuse freed ones)",
         f"  attention scale {info['attn_scale']:g}; horizon: {info['horizon']}",
     ]
+    if info.get("weights_digest"):
+        out.append(f"  weights digest (sha256 of tensors and config): {info['weights_digest']}")
     for L in info["layers"]:
         out.append(f"  layer {L['layer']}: {L['heads']:2d} heads, {L['neurons']:4d} neurons  "
                    f"[{', '.join(L['head_names'])}]")

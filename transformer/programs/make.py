@@ -254,6 +254,10 @@ PROGRAMS = {
         input_base 0x9ffffd
         halt
     """, b"abc"),
+    "trap_input_base_high": ("""
+        input_base 0x1000000
+        halt
+    """, b"a"),
     "input_base_fits": ("""
         input_base 0x9ffffb
         i32.const 0x9ffffb
