@@ -100,6 +100,7 @@ def render(results: Path = RESULTS) -> str:
         lines += _table(["quantity", "value"], [[k, v] for k, v in model["summary"].items()])
         lines.append("")
 
+    lines += _precision_2d_section(results)   # 2-D keys at our horizon (ci/precision_2d.py)
     lines += _iso_section(results)
     lines += _torch_long_section(results)   # the torch module on the long traces (ci/torch_long_traces.py)
     lines += _lowering_section(results)   # what the lowering costs (issue 13; ci/bench_lowering.py)
@@ -247,6 +248,30 @@ def _torch_long_section(results: Path) -> list[str]:
     ok = sum(1 for r in rows if r["ok"])
     lines += ["", f"{ok} of {len(rows)} traces ok; {_num(sum(r.get('positions', 0) for r in rows))} positions, "
               f"{_num(sum(r.get('scores', 0) for r in rows) / 1e9, 1)}·10⁹ (query, key, head) scores."]
+    lines.append("")
+    return lines
+
+
+def _precision_2d_section(results: Path) -> list[str]:
+    """`ci/precision_2d.py` (precision_2d.json): how far each address-keyed
+    `latest` lookup would stay exact in float64 as a 2-D hardmax key."""
+    d = _load(results, "precision_2d.json")
+    if not d or not d.get("rows"):
+        return []
+    top = d["max_log2_tried"]
+    lines = ["## 2-D keys at isowasm's horizon", "",
+             f"`ci/precision_2d.py`, {_when(d)}: each `latest` lookup of the construction as a 2-D "
+             "hardmax key (2a, −a² + ε·j) queried by (b, 1), ε = 1/N, the form of the public original; "
+             "keys and scores computed in float64 (one matmul) and compared with exact arithmetic on the "
+             "largest addresses at the last positions before N. The construction's own heads use per-byte "
+             f"key components and a centred score, exact for positions < 2^{d['engine_horizon_log2']} in the "
+             f"engine and < 2^{d['module_horizon_log2']} in the float64 module.", ""]
+    body = [[r["head"], r["key_components"], _num(r["addresses"]),
+             f"2^{r['exact_log2_positions']}" + (" or more" if r["exact_log2_positions"] >= top else ""),
+             "yes" if r["exact_log2_positions"] >= d["module_horizon_log2"] else "no"]
+            for r in d["rows"]]
+    lines += _table(["head", "key components", "addresses", "2-D key exact for positions <",
+                     f"covers 2^{d['module_horizon_log2']}"], body)
     lines.append("")
     return lines
 
