@@ -168,3 +168,48 @@ def test_corrupted_reference_token_is_caught(setup):
         assert f["expected"] == vocab.TOKENS[bad[c]] and f["predicted"] == vocab.TOKENS[seq[c]]
         assert f["margin"] > 0
         assert describe_failure(f).startswith(f"position {c - 1}: the module predicts")
+
+
+def _short_cases():
+    """The hand-written programs and every compliance case whose trace is
+    under 3,000 tokens (every op, trap and limit case of the suite that is
+    short enough for dense attention at every position)."""
+    from pathlib import Path
+
+    from isowasm.backends.base import Case
+    from isowasm.spec.program import load_program
+    from isowasm.spec.reference import run_reference
+    from isowasm.suites.compliance import build_case, load_cases
+    progs = Path(__file__).resolve().parent.parent / "transformer" / "programs"
+    for p in sorted(progs.glob("*.prog")):
+        case = Case(p.stem, load_program(str(p)))
+        yield case, run_reference(case.program, trace="text", max_steps=20_000).trace
+    for cc in load_cases():
+        case = build_case(cc)
+        ref = run_reference(case.program, trace="text", max_steps=cc.max_steps)
+        if ref.tokens < 3000:
+            yield case, ref.trace
+
+
+def test_engine_answers_as_dense_attention_at_every_position(setup):
+    """The engine's caches (fast paths for the construction's head shapes,
+    transformer/ENGINE.md) give, query by query, what dense softmax
+    attention over all earlier positions gives: at every position of every
+    short trace, every layer's residual computed with the module's dense
+    attention equals the engine's exactly, and the argmax is the
+    reference's next token."""
+    from isowasm.transformer.engine_backend import trace_ids
+    from isowasm.transformer.torch_check import check_sequence
+    n_cases = n_positions = 0
+    for case, trace in _short_cases():
+        prompt, ref = trace_ids(case, trace)
+        seq = prompt + ref
+        if len(seq) - 2 < len(prompt) - 1:
+            continue
+        every = list(range(len(prompt) - 1, len(seq) - 1))
+        r = check_sequence(setup["model"], setup["engine"], seq, len(prompt) - 1, positions=every)
+        assert r["ok"] and r["max_residual_error"] == 0, (case.name, r.get("first_failure"))
+        assert r["positions"] == len(every)
+        n_cases += 1
+        n_positions += len(every)
+    assert n_cases >= 40 and n_positions > 20_000, (n_cases, n_positions)
