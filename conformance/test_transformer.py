@@ -341,13 +341,19 @@ def test_draft_chunk_keeps_one_layer_of_scores_near_256_mib(built):
 def test_evaluator_keeps_fractional_coefficients_exact():
     from fractions import Fraction
 
-    from isowasm.transformer.graph import Evaluator, Graph
+    from isowasm.transformer.graph import Evaluator, Graph, Lin
     g = Graph()
     x = g.tok("x", lambda t: int(t, 16))
     y = g.ffn("y", [(Fraction(1, 2), g.one, x), (1, x - 1, g.one)])
     z = g.ffn("z", [(1, g.one, Fraction(3, 4) * x + Fraction(1, 3))])
+    # whole values come back as ints (a lookup key must be one)
+    w = g.ffn("w", [(Fraction(1, 2), g.one, x + 1)])
+    x2 = g.tok("x2", lambda t: 2 * int(t, 16))
+    h = g.ffn("h", [(1, g.one, Lin.of(x2) * Fraction(1, 2) + 1)])
     v = Evaluator(g).feed("05")
     assert v[y.id] == Fraction(13, 2) and v[z.id] == Fraction(49, 12)
+    assert v[w.id] == 3 and type(v[w.id]) is int
+    assert v[h.id] == 6 and type(v[h.id]) is int
 
 
 def test_build_is_deterministic(built, tmp_path):
