@@ -302,6 +302,27 @@ def test_info_shows_the_digest(built):
     assert f"weights digest (sha256 of tensors and config): {WEIGHTS_DIGEST}" in format_info(model_info(built))
 
 
+def test_pos_features_match_the_graphs_formulas(built):
+    """The module's positional features (model.pos_features) are the
+    graph's (graph.posfeat), feature by feature, from position 0 (where
+    lo_k and hi_k start at 0 below k) to the horizon."""
+    import json
+
+    import torch
+
+    from isowasm.transformer.graph import posfeat
+    from isowasm.transformer.model import pos_features
+    cfg = json.loads((built / "config.json").read_text())
+    kinds = {(kind, k) for _, kind, k in cfg["pos_features"]}
+    assert {"pos", "sq", "lo", "hi", "byte"} <= {kind for kind, _ in kinds}
+    assert ("pos", 1) in kinds and ("lo", 3) in kinds
+    ps = list(range(0, 700)) + [65535, 65536, 65537, 2 ** 22 - 1, 2 ** 24 - 1]
+    got = pos_features(cfg, torch.tensor(ps), cfg["d_model"])
+    for dim, kind, k in cfg["pos_features"]:
+        want = [float(posfeat(kind, k, p)) for p in ps]
+        assert got[:, dim].tolist() == want, (kind, k)
+
+
 def test_kv_cache_doubles_and_is_reused(built):
     """The module's KV cache grows by doubling and is written in place while
     it has room (one copy per doubling, not per call), and a grown cache
