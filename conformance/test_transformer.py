@@ -359,6 +359,33 @@ def test_draft_chunk_keeps_one_layer_of_scores_near_256_mib(built):
     assert s._chunk() == 1024
 
 
+def test_fresh_session_says_nothing_was_fed(built):
+    from isowasm.transformer.model import load_model
+    s = load_model(built).session()
+    with pytest.raises(RuntimeError, match="no position has been fed yet"):
+        s.next_id()
+    with pytest.raises(RuntimeError, match=r"resid\('sp'\): no position has been fed yet"):
+        s.resid("sp")
+
+
+def test_schedule_moves_a_head_into_an_empty_attention_sublayer():
+    """A head with slack moves to a later attention sub-layer that has no
+    head yet when that lowers the peak head count (here to the lower
+    bound, one head per layer)."""
+    from isowasm.transformer.graph import Graph
+    from isowasm.transformer.schedule import schedule
+    g = Graph()
+    x = g.tok("x", lambda t: 1)
+    a = g.average("a", {"v": x})[0]
+    b = g.average("b", {"v": x})[0]          # read only in the last FFN: slack to time 5
+    c = g.average("c", {"v": g.mul("f2", a, x)})[0]
+    g.ffn("out", [(1, g.mul("f4", c, x), b)])
+    assert schedule(g, balance=False).heads_per_layer == [2, 1, 0]
+    s = schedule(g)
+    assert s.heads_per_layer == [1, 1, 1] and s.head_time == {0: 1, 1: 5, 2: 3}
+    assert s.report["heads"] == s.report["heads_lower_bound"] == 1
+
+
 def test_evaluator_keeps_fractional_coefficients_exact():
     from fractions import Fraction
 

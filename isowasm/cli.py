@@ -266,6 +266,8 @@ def cmd_model_info(args) -> int:
             "layer lower bound": s["layers_lower_bound"], "d_ffn lower bound": s["d_ffn_lower_bound"],
             "precision horizon": info["horizon"],
         }
+        if info.get("weights_digest"):
+            summary["weights digest"] = info["weights_digest"]
         atomic_write_json(args.json, {"kind": "model_info", "time": time.time(), "summary": summary,
                                       "info": info})
     return 0

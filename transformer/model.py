@@ -195,9 +195,13 @@ class Session(Decoder):
         self.logits, self.resid_last = logits[0], x[0]
 
     def next_id(self) -> int:
+        if self.logits is None:
+            raise RuntimeError("next_id: no position has been fed yet")
         return int(torch.argmax(self.logits))
 
     def resid(self, name):
+        if self.resid_last is None:
+            raise RuntimeError(f"resid({name!r}): no position has been fed yet")
         return float(self.resid_last[self.m.cfg["diag_dims"][name]])
 
 
