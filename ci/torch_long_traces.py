@@ -13,7 +13,8 @@ sampled positions), and the module's argmax must be the reference's next
 token. Cost: about |P| * N/2 * 26 (query, key, head) scores per trace.
 
     python ci/torch_long_traces.py [--cases all-over-70k|NAME,...] [--positions 2000]
-        [--tail 500] [--seed 0] [--min-tokens 70000] [--json results/transformer_torch_long.json]
+        [--tail 500] [--seed 0] [--min-tokens 70000] [--max-tokens N]
+        [--json results/transformer_torch_long.json]
         [--list] [--resume]
 
 NAME: `examples/collatz`, `collatz`, `compliance/limits/call-depth-4096-ok`
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
                     help="all-over-70k (default: every example and compliance case whose reference trace "
                          "has more than --min-tokens tokens) or comma-separated names")
     ap.add_argument("--min-tokens", type=int, default=70_000)
+    ap.add_argument("--max-tokens", type=int, default=None,
+                    help="with the size selection: only traces of at most this many tokens")
     ap.add_argument("--positions", type=int, default=2000, help="checked positions per trace (default 2000)")
     ap.add_argument("--tail", type=int, default=500, help="of which the trace's last N (default 500)")
     ap.add_argument("--seed", type=int, default=0)
@@ -92,7 +95,8 @@ def main(argv=None) -> int:
     items, by_size = select(a.cases)
     settings = {"positions_per_trace": a.positions, "tail": a.tail, "seed": a.seed}
     out = {"kind": "transformer_torch_long", "time": time.time(), "cpus": os.cpu_count(),
-           "cases": a.cases, "min_tokens": a.min_tokens if by_size else None, **settings,
+           "cases": a.cases, "min_tokens": a.min_tokens if by_size else None,
+           "max_tokens": a.max_tokens if by_size else None, **settings,
            "rows": [], "ok": True, "seconds": 0.0}
     done: dict = {}
     if a.resume and a.json and Path(a.json).exists():
@@ -119,7 +123,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         ref = run_reference(case.program, trace="text", max_steps=budget)
         ref_s = time.perf_counter() - t0
-        if by_size and ref.tokens <= a.min_tokens:
+        if by_size and (ref.tokens <= a.min_tokens or (a.max_tokens is not None and ref.tokens > a.max_tokens)):
             continue
         if a.list:
             print(f"{name}: {ref.tokens:,} tokens ({ref.status})")

@@ -216,19 +216,34 @@ def _iso_section(results: Path) -> list[str]:
 
 
 def _torch_long_section(results: Path) -> list[str]:
-    """`ci/torch_long_traces.py` (transformer_torch_long.json): the PyTorch
-    module at sampled positions of every long trace, each with dense
-    attention over all earlier positions."""
-    d = _load(results, "transformer_torch_long.json")
-    if not d or not d.get("rows"):
+    """`ci/torch_long_traces.py` (transformer_torch_long.json, and any other
+    results/*.json of its kind): the PyTorch module at sampled positions of
+    the traces, each with dense attention over all earlier positions."""
+    docs = []
+    for p in sorted(results.glob("*.json")):
+        d = _load(results, p.name)
+        if d and d.get("kind") == "transformer_torch_long" and d.get("rows"):
+            docs.append((p.name, d))
+    if not docs:
         return []
+    lines = ["## The PyTorch module on the long traces", ""]
+    for fname, d in docs:
+        lines += _torch_long_run(fname, d)
+    return lines
+
+
+def _torch_long_run(fname: str, d: dict) -> list[str]:
     rows = d["rows"]
-    sel = (f"every trace over {d['min_tokens']:,} tokens" if d.get("min_tokens") is not None
-           else f"the traces named ({d['cases']})")
-    lines = ["## The PyTorch module on the long traces", "",
-             f"`ci/torch_long_traces.py`, {_when(d)}, {d['cpus']} CPUs, {_num(d['seconds'])} s: {sel}, "
+    if d.get("min_tokens") is None:
+        sel = f"the traces named ({d['cases']})"
+    elif d.get("max_tokens") is None:
+        sel = f"every trace over {d['min_tokens']:,} tokens"
+    else:
+        sel = f"every trace of {d['min_tokens'] + 1:,} to {d['max_tokens']:,} tokens"
+    lines = [f"`ci/torch_long_traces.py` (`{fname}`), {_when(d)}, {d['cpus']} CPUs, {_num(d['seconds'])} s: {sel}, "
              f"teacher-forced at {d['positions_per_trace']:,} positions each (the last {d['tail']:,} "
-             "included, the rest one per stratum, seed " f"{d['seed']}). At each position every layer's "
+             "included, the rest one per stratum, seed " f"{d['seed']}; every position of a shorter trace). "
+             "At each position every layer's "
              "attention is the module's dense softmax over all earlier positions (keys and values from the "
              "engine's residual streams, projected with the module's weights); the module's argmax must be "
              "the reference's next token, and its residual at every layer must equal the engine's "
@@ -487,8 +502,8 @@ def _mutation_section(results: Path) -> list[str]:
         caught = k["killed"] + k["timeout"]
         denom = caught + k["survived"] - eq
         first = {m["id"] for d in primary for m in d["mutants"]}
-        selected = sum(d.get("selected", 0) for d in primary) + sum(
-            1 for d in reruns for m in d["mutants"] if m["id"] not in first)
+        rerun_only = {m["id"] for d in reruns for m in d["mutants"]} - first
+        selected = sum(d.get("selected", 0) for d in primary) + len(rerun_only)
         generated = max(d.get("generated", 0) for d in ds)
         shards = {d.get("shard", "0/1") for d in primary}
         rows.append([c, d0.get("tool", "?"), _num(generated), _num(selected), _num(len(ms)), caught,
@@ -500,7 +515,7 @@ def _mutation_section(results: Path) -> list[str]:
                 + (f", {len(shards)} shard(s)" if len(shards) > 1 else "")
                 + (f", a sample of {d0['max_mutants']:,}" if d0.get("max_mutants") else "")
                 + (", stopped by the time box" if any(d.get("stopped_by_time_box") for d in primary) else "")
-                + (f"; {sum(len(d['mutants']) for d in reruns)} mutant(s) re-run later (`--match`, after "
+                + (f"; {len({m['id'] for d in reruns for m in d['mutants']})} mutant(s) re-run later (`--match`, after "
                    "tests were added)" if reruns else "")
                 + f"; {d0.get('summary') or ''}".rstrip("; ") + ".")
         errors = [d["error"] for d in ds if d.get("error")]
