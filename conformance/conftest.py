@@ -3,6 +3,9 @@ takes `machine_backend` runs on each implementation that produces traces."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from isowasm.backends import available_backends, required_backends
@@ -56,3 +59,13 @@ def assert_same_run(res, ref):
         assert res.trap_pc == ref.trap_pc
     if ref.trace is not None:
         assert res.trace == ref.trace
+
+
+def ci_script(name: str):
+    """The module of the project script ci/<name>.py (scripts are not a
+    package: the product never imports them)."""
+    path = Path(__file__).resolve().parents[1] / "ci" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -4,21 +4,16 @@ beside the public transformer-vm's figures."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conformance.conftest import ci_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_lowering", ROOT / "ci" / "bench_lowering.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return ci_script("bench_lowering")
 
 
 @pytest.fixture(scope="module")

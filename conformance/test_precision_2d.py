@@ -4,23 +4,17 @@ section."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
+from conformance.conftest import ci_script
 from isowasm import report
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def p2d():
-    spec = importlib.util.spec_from_file_location("precision_2d", ROOT / "ci" / "precision_2d.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return ci_script("precision_2d")
 
 
 def test_exact_while_the_bits_fit(p2d):
